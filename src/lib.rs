@@ -1,1 +1,38 @@
+//! # pushwire
+//!
+//! A real-time server you can read end to end: short polling, long polling,
+//! Server-Sent Events, WebSocket and webhooks, side by side over one pub/sub
+//! core, on a hand-written `mio` event loop.
+//!
+//! ## Reading order
+//!
+//! 1. [`wire`]: the formats, pure bytes in and out. Start with
+//!    `wire::http1` (requests), then `wire::ws_handshake` (the 101),
+//!    `wire::ws_frame` (frames), `wire::sse` (event streams).
+//! 2. [`proto::ws`]: the WebSocket state machine over those frames.
+//! 3. [`net`]: the event loop, the connection slab, timers.
+//! 4. `app`: what each endpoint does: `app::jobs` (short and long
+//!    polling), `app::channels` (pub/sub over every transport),
+//!    `app::websocket`, `app::chat`, `app::sse`.
+//! 5. [`hub`] and [`jobs`]: the bookkeeping behind channels and jobs.
+//!
+//! ## Embedding
+//!
+//! ```no_run
+//! let server = pushwire::Server::bind(pushwire::Config::default()).unwrap();
+//! let handle = server.handle();
+//! std::thread::spawn(move || server.run());
+//! handle.publish("logins", "a user just logged in");
+//! ```
+
+pub mod app;
+pub mod config;
+pub mod hub;
+pub mod jobs;
+pub mod net;
+pub mod proto;
+pub mod trace;
 pub mod wire;
+
+pub use config::Config;
+pub use net::{Handle, Server};

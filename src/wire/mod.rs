@@ -8,6 +8,7 @@
 //!
 //! | file            | format                                              |
 //! |-----------------|-----------------------------------------------------|
+//! | `date`          | HTTP-date and RFC 3339 timestamps                   |
 //! | `http1`         | HTTP/1.1 request heads, body framing, response heads (RFC 9112) |
 //! | `chunked`       | the chunked transfer coding (RFC 9112 section 7.1)  |
 //! | `query`         | query strings and percent-decoding (RFC 3986)       |
@@ -19,6 +20,7 @@
 //! | `sse`           | the `text/event-stream` format (WHATWG HTML 9.2)    |
 
 pub mod chunked;
+pub mod date;
 pub mod http1;
 pub mod json;
 pub mod query;

@@ -1,0 +1,292 @@
+//! Every knob of the server, its default, and the command-line flags that set
+//! it (API.md "Running it"). `--help` prints this table from the same source
+//! the parser uses, so the two can never disagree.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The server's configuration. `Config::default()` is what `cargo run`
+/// serves with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub max_conns: usize,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_message_bytes: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub ws_ping: Duration,
+    pub sse_heartbeat: Duration,
+    pub history: usize,
+    pub send_buffer_bytes: usize,
+    pub max_jobs: usize,
+    pub max_channels: usize,
+    /// Empty: every origin is allowed.
+    pub allow_origins: Vec<String>,
+    pub webhook_allow: Vec<String>,
+    pub trace: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_conns: 10_000,
+            max_header_bytes: 16_384,
+            max_body_bytes: 1_048_576,
+            max_message_bytes: 1_048_576,
+            header_timeout: Duration::from_millis(10_000),
+            idle_timeout: Duration::from_millis(60_000),
+            ws_ping: Duration::from_millis(30_000),
+            sse_heartbeat: Duration::from_millis(15_000),
+            history: 1000,
+            send_buffer_bytes: 1_048_576,
+            max_jobs: 100_000,
+            max_channels: 100_000,
+            allow_origins: Vec::new(),
+            webhook_allow: Vec::new(),
+            trace: false,
+        }
+    }
+}
+
+/// What `parse_args` decided.
+#[derive(Debug)]
+pub enum Cli {
+    Run(Config),
+    Help,
+}
+
+/// A flag we could not accept, with a sentence for the user.
+#[derive(Debug)]
+pub struct ArgError(pub String);
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+/// One row of the flag table: name, value placeholder, help text.
+const FLAGS: &[(&str, &str, &str)] = &[
+    (
+        "--addr",
+        "HOST:PORT",
+        "address to listen on; port 0 picks a free port",
+    ),
+    (
+        "--max-conns",
+        "N",
+        "open connections of any kind; past it: 503 and close",
+    ),
+    (
+        "--max-header-bytes",
+        "N",
+        "request line (else 414) and header section (else 431)",
+    ),
+    ("--max-body-bytes", "N", "request body (else 413)"),
+    (
+        "--max-message-bytes",
+        "N",
+        "WebSocket message, all fragments (else close 1009)",
+    ),
+    (
+        "--header-timeout-ms",
+        "MS",
+        "a request head must be complete this long after its first byte (else 408)",
+    ),
+    (
+        "--idle-timeout-ms",
+        "MS",
+        "keep-alive connection idle between requests is closed",
+    ),
+    (
+        "--ws-ping-ms",
+        "MS",
+        "WebSocket ping interval; no pong by the next ping: close 1001",
+    ),
+    (
+        "--sse-heartbeat-ms",
+        "MS",
+        "`: ping` comment interval on event streams",
+    ),
+    ("--history", "N", "messages kept per channel for resume"),
+    (
+        "--send-buffer-bytes",
+        "N",
+        "unsent output per subscriber before it is cut as slow",
+    ),
+    (
+        "--max-jobs",
+        "N",
+        "jobs remembered; the oldest finished job is forgotten first",
+    ),
+    (
+        "--max-channels",
+        "N",
+        "channels that may exist (created on first use); past it: 503",
+    ),
+    (
+        "--allow-origin",
+        "ORIGIN",
+        "allowed Origin (repeatable); none given = any origin",
+    ),
+    (
+        "--webhook-allow",
+        "HOST[:PORT]",
+        "allowed webhook host besides loopback (repeatable)",
+    ),
+    ("--trace", "", "narrate every protocol unit on stderr"),
+    ("--help", "", "print this help"),
+];
+
+/// The `--help` text, with each flag's default.
+pub fn help_text() -> String {
+    let d = Config::default();
+    let default_of = |flag: &str| -> String {
+        match flag {
+            "--addr" => d.addr.to_string(),
+            "--max-conns" => d.max_conns.to_string(),
+            "--max-header-bytes" => d.max_header_bytes.to_string(),
+            "--max-body-bytes" => d.max_body_bytes.to_string(),
+            "--max-message-bytes" => d.max_message_bytes.to_string(),
+            "--header-timeout-ms" => d.header_timeout.as_millis().to_string(),
+            "--idle-timeout-ms" => d.idle_timeout.as_millis().to_string(),
+            "--ws-ping-ms" => d.ws_ping.as_millis().to_string(),
+            "--sse-heartbeat-ms" => d.sse_heartbeat.as_millis().to_string(),
+            "--history" => d.history.to_string(),
+            "--send-buffer-bytes" => d.send_buffer_bytes.to_string(),
+            "--max-jobs" => d.max_jobs.to_string(),
+            "--max-channels" => d.max_channels.to_string(),
+            "--allow-origin" => "none: any origin".into(),
+            "--webhook-allow" => "none: loopback only".into(),
+            "--trace" => "off".into(),
+            _ => String::new(),
+        }
+    };
+    let mut s = String::from(
+        "pushwire: short polling, long polling, Server-Sent Events, WebSocket and webhooks\n\n\
+         Usage: pushwire [FLAGS]\n\nFlags:\n",
+    );
+    for (flag, value, help) in FLAGS {
+        let left = format!("  {flag} {value}");
+        let def = default_of(flag);
+        if def.is_empty() {
+            s.push_str(&format!("{left:<34} {help}\n"));
+        } else {
+            s.push_str(&format!("{left:<34} {help} [default: {def}]\n"));
+        }
+    }
+    s.push_str("\nEnvironment: RUST_LOG sets log levels (e.g. RUST_LOG=debug).\n");
+    s
+}
+
+/// Parses the command line (without the program name).
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgError> {
+    let mut c = Config::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        // Accept both `--flag value` and `--flag=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "--help" || flag == "-h" {
+            return Ok(Cli::Help);
+        }
+        if flag == "--trace" {
+            c.trace = true;
+            continue;
+        }
+        if !FLAGS.iter().any(|(f, _, _)| *f == flag) {
+            return Err(ArgError(format!("unknown flag {arg:?}; see --help")));
+        }
+        let value = match inline.or_else(|| it.next()) {
+            Some(v) => v,
+            None => return Err(ArgError(format!("{flag} needs a value; see --help"))),
+        };
+        let num = || -> Result<u64, ArgError> {
+            value
+                .parse::<u64>()
+                .map_err(|_| ArgError(format!("{flag} takes a whole number, not {value:?}")))
+        };
+        let ms = || num().map(Duration::from_millis);
+        match flag.as_str() {
+            "--addr" => {
+                c.addr = value.parse().map_err(|_| {
+                    ArgError(format!(
+                        "--addr takes HOST:PORT with an IP address, not {value:?}"
+                    ))
+                })?
+            }
+            "--max-conns" => c.max_conns = num()? as usize,
+            "--max-header-bytes" => c.max_header_bytes = num()? as usize,
+            "--max-body-bytes" => c.max_body_bytes = num()? as usize,
+            "--max-message-bytes" => c.max_message_bytes = num()? as usize,
+            "--header-timeout-ms" => c.header_timeout = ms()?,
+            "--idle-timeout-ms" => c.idle_timeout = ms()?,
+            "--ws-ping-ms" => c.ws_ping = ms()?,
+            "--sse-heartbeat-ms" => c.sse_heartbeat = ms()?,
+            "--history" => c.history = num()? as usize,
+            "--send-buffer-bytes" => c.send_buffer_bytes = num()? as usize,
+            "--max-jobs" => c.max_jobs = (num()? as usize).max(1),
+            "--max-channels" => c.max_channels = num()? as usize,
+            "--allow-origin" => c.allow_origins.push(value),
+            "--webhook-allow" => c.webhook_allow.push(value),
+            _ => return Err(ArgError(format!("unknown flag {arg:?}; see --help"))),
+        }
+    }
+    if c.ws_ping.is_zero() || c.sse_heartbeat.is_zero() {
+        return Err(ArgError("intervals must be at least 1 ms".into()));
+    }
+    Ok(Cli::Run(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, ArgError> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::default();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.max_conns, 10_000);
+        assert_eq!(c.max_header_bytes, 16_384);
+        assert_eq!(c.history, 1000);
+    }
+
+    #[test]
+    fn flags_in_both_forms() {
+        let Cli::Run(c) = parse(&["--max-conns", "5", "--history=7", "--trace"]).unwrap() else {
+            panic!("not run")
+        };
+        assert_eq!(c.max_conns, 5);
+        assert_eq!(c.history, 7);
+        assert!(c.trace);
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        assert!(parse(&["--nope"]).is_err());
+        assert!(parse(&["--max-conns"]).is_err());
+        assert!(parse(&["--max-conns", "-1"]).is_err());
+        assert!(parse(&["--addr", "localhost"]).is_err());
+    }
+
+    #[test]
+    fn help_names_every_flag() {
+        let h = help_text();
+        for (flag, _, _) in FLAGS {
+            assert!(h.contains(flag), "{flag} missing");
+        }
+        assert!(h.contains("[default: 16384]"));
+    }
+}

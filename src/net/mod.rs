@@ -1,0 +1,678 @@
+//! The event loop: one thread, one `mio::Poll`, every connection in one slab.
+//!
+//! ```text
+//!            ┌────────────── Poll::poll(timeout = earliest deadline) ◄──────────┐
+//!            │                                                                 │
+//!   token 0: listener ── accept until WouldBlock ── new Conn in the slab       │
+//!   token 1: waker ───── drain the inbox (publish from other threads, stop)    │
+//!   token k+2: conn k ─┬ writable: flush its output queue                      │
+//!                      └ readable: read until WouldBlock, parse every complete │
+//!                        unit (request, frame), answer into the output queue   │
+//!   then: fire due timers; flush every connection that got output; ────────────┘
+//! ```
+//!
+//! Nothing here blocks: sockets are non-blocking, reads and writes stop at
+//! `WouldBlock`, waits are deadlines in `timer.rs`, and other threads reach
+//! the loop only through the waker. Writable interest is registered only
+//! while a connection has output the kernel did not take yet.
+//!
+//! The protocol logic lives in `crate::app` as further `impl Server` blocks;
+//! this file only moves bytes and time.
+
+pub mod conn;
+pub mod out;
+pub mod timer;
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::app::stats::Stats;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::jobs::Jobs;
+use conn::{Conn, Kind, Phase, Wait};
+use timer::{Slot, TimerKey, Timers};
+
+/// Token layout: the listener, the waker, then one token per slab entry
+/// (slab key + `FIRST_CONN`).
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CONN: usize = 2;
+
+/// Bytes read per `read` call. One buffer for the whole loop: a connection
+/// keeps only what it could not consume yet.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long a connection that is being closed may linger (see `Phase`).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Why a connection ended, for `/stats` "closed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Orderly: the peer closed, or we finished.
+    Normal,
+    /// Header, idle or ping timeout.
+    Timeout,
+    /// A framing or protocol error.
+    Protocol,
+    /// The output passed `--send-buffer-bytes`.
+    Slow,
+    /// A socket error.
+    Error,
+}
+
+/// Work handed to the loop from other threads.
+#[derive(Debug)]
+pub enum Command {
+    Publish { channel: String, data: String },
+    Stop,
+}
+
+/// A handle for other threads: publish to channels, stop the server. It
+/// wakes the loop; it never touches the loop's state directly.
+#[derive(Clone)]
+pub struct Handle {
+    waker: Arc<Waker>,
+    inbox: Arc<Mutex<VecDeque<Command>>>,
+}
+
+impl Handle {
+    fn send(&self, cmd: Command) {
+        if let Ok(mut q) = self.inbox.lock() {
+            q.push_back(cmd);
+        }
+        // A failed wake means the loop is gone; nothing left to tell.
+        let _ = self.waker.wake();
+    }
+
+    /// Publishes `data` to `channel` as if it had been POSTed.
+    pub fn publish(&self, channel: &str, data: &str) {
+        self.send(Command::Publish {
+            channel: channel.to_string(),
+            data: data.to_string(),
+        });
+    }
+
+    /// Asks the loop to stop; `Server::run` then returns.
+    pub fn stop(&self) {
+        self.send(Command::Stop);
+    }
+}
+
+/// The server: the loop and everything it owns.
+pub struct Server {
+    pub(crate) poll: Poll,
+    listener: TcpListener,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) timers: Timers,
+    pub(crate) cfg: Config,
+    /// The loop's idea of now, read once per wake-up.
+    pub(crate) now: Instant,
+    pub(crate) stats: Stats,
+    pub(crate) jobs: Jobs,
+    pub(crate) hub: Hub,
+    /// Chat members (slab key, connection id), in join order.
+    pub(crate) chat: Vec<(usize, u64)>,
+    /// Connections that got output during this wake-up.
+    dirty: Vec<usize>,
+    next_id: u64,
+    scratch: Vec<u8>,
+    waker: Arc<Waker>,
+    inbox: Arc<Mutex<VecDeque<Command>>>,
+    stopping: bool,
+    /// Connections in the slab whose phase is not `Active`.
+    closing: usize,
+    /// `Date` header value, rebuilt once per second.
+    pub(crate) date: (u64, String),
+}
+
+impl Server {
+    /// Binds the listener. `cfg.addr` with port 0 picks a free port;
+    /// `local_addr` tells which.
+    pub fn bind(cfg: Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(cfg.addr)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            poll,
+            listener,
+            local_addr,
+            conns: Slab::new(),
+            timers: Timers::new(),
+            jobs: Jobs::new(cfg.max_jobs),
+            hub: Hub::new(cfg.history, cfg.max_channels),
+            cfg,
+            now: Instant::now(),
+            stats: Stats::default(),
+            chat: Vec::new(),
+            dirty: Vec::new(),
+            next_id: 1,
+            scratch: vec![0; READ_CHUNK],
+            waker,
+            inbox: Arc::new(Mutex::new(VecDeque::new())),
+            stopping: false,
+            closing: 0,
+            date: (0, String::new()),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle other threads can publish with.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            waker: self.waker.clone(),
+            inbox: self.inbox.clone(),
+        }
+    }
+
+    /// Runs the loop until `Handle::stop`.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.stopping {
+            self.now = Instant::now();
+            let timeout = self.timers.timeout(self.now);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                // A signal interrupted the wait: not an error, wait again.
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.drain_inbox(),
+                    Token(t) => {
+                        let key = t - FIRST_CONN;
+                        if ev.is_writable() {
+                            self.flush(key);
+                        }
+                        // Read on errors and hang-ups too: the read reports
+                        // them (EOF or the error) in the one place that
+                        // handles them.
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(key);
+                        }
+                    }
+                }
+            }
+            self.fire_timers();
+            self.flush_dirty();
+        }
+        Ok(())
+    }
+
+    // ----- accepting -------------------------------------------------------
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of file descriptors (EMFILE/ENFILE) or a transient
+                    // network error. The pending connections stay in the
+                    // backlog; since readiness is edge-triggered, try again
+                    // after a short pause instead of spinning.
+                    log::warn!("accept failed: {e}; retrying in 100 ms");
+                    self.timers
+                        .push(self.now + Duration::from_millis(100), TimerKey::AcceptRetry);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, stream: mio::net::TcpStream, peer: SocketAddr) {
+        self.stats.accepted += 1;
+        // Small answers should leave at once, not wait for Nagle's timer.
+        let _ = stream.set_nodelay(true);
+        let id = self.next_id;
+        self.next_id += 1;
+        let over_limit = self.active_conns() >= self.cfg.max_conns;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let mut conn = Conn::new(id, stream, peer);
+        if let Err(e) = self.poll.registry().register(
+            &mut conn.stream,
+            Token(key + FIRST_CONN),
+            Interest::READABLE,
+        ) {
+            log::warn!("{peer}: register failed: {e}");
+            return;
+        }
+        entry.insert(conn);
+        crate::trace::event(self, key, "connected");
+        if over_limit {
+            // API.md: past --max-conns the refused connection gets a 503
+            // and is closed. It lingers like any closing connection so the
+            // 503 is not lost to a reset; it does not count as active.
+            self.stats.closed.limit += 1;
+            self.respond_error_and_close(key, None, 503, "the server is at its connection limit");
+            return;
+        }
+        self.set_wait(key, Wait::FirstByte, Some(self.cfg.header_timeout));
+    }
+
+    /// Connections that count against `--max-conns` (not the ones that are
+    /// only finishing their close).
+    pub(crate) fn active_conns(&self) -> usize {
+        self.conns.len() - self.closing
+    }
+
+    // ----- reading ---------------------------------------------------------
+
+    /// Reads until `WouldBlock` and hands what arrived to the protocol.
+    pub(crate) fn on_readable(&mut self, key: usize) {
+        loop {
+            let Some(c) = self.conns.get_mut(key) else {
+                return;
+            };
+            let lingering = c.phase == Phase::Lingering;
+            if !lingering && !self.may_read(key) {
+                return;
+            }
+            let Some(c) = self.conns.get_mut(key) else {
+                return;
+            };
+            match c.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.on_eof(key);
+                    return;
+                }
+                Ok(n) => {
+                    self.stats.bytes_in += n as u64;
+                    if lingering {
+                        continue; // discard
+                    }
+                    let c = &mut self.conns[key];
+                    c.inbuf.extend_from_slice(&self.scratch[..n]);
+                    self.process(key);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("{}: read error: {e}", self.conns[key].peer);
+                    self.close_now(key, CloseReason::Error);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Should we read more from this connection now? Not while its output
+    /// backs up (the peer is not reading what we send: reading more would
+    /// only queue more answers), not while a held request waits with
+    /// further input buffered, not once it is closing.
+    fn may_read(&self, key: usize) -> bool {
+        let Some(c) = self.conns.get(key) else {
+            return false;
+        };
+        if c.phase != Phase::Active {
+            return false;
+        }
+        if c.out.len() > self.cfg.send_buffer_bytes.max(64 * 1024) {
+            return false;
+        }
+        match c.kind {
+            Kind::LongPoll(_) => c.inbuf.len() <= self.cfg.max_header_bytes,
+            _ => true,
+        }
+    }
+
+    /// Parses and answers everything complete in the connection's buffer.
+    pub(crate) fn process(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut c.inbuf);
+        let mut pos = 0;
+        loop {
+            let Some(c) = self.conns.get(key) else { return };
+            if c.phase != Phase::Active || pos == buf.len() {
+                break;
+            }
+            let step = match c.kind {
+                Kind::Http(_) => self.http_step(key, &mut buf, pos),
+                Kind::Ws(_) => self.ws_step(key, &mut buf[pos..]),
+                // An event stream's client has nothing more to say; input is
+                // dropped rather than buffered without bound.
+                Kind::Sse(_) => Step::Consumed(buf.len() - pos),
+                // A held request: later pipelined requests wait their turn.
+                Kind::LongPoll(_) => Step::NeedMore,
+            };
+            match step {
+                Step::NeedMore => break,
+                Step::Consumed(n) => pos += n,
+            }
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        buf.drain(..pos);
+        if buf.is_empty() && buf.capacity() > READ_CHUNK {
+            buf = Vec::new();
+        }
+        c.inbuf = buf;
+        self.mark_dirty(key);
+    }
+
+    fn on_eof(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        match (&c.kind, c.phase) {
+            // The peer finished sending and we owe nothing: done.
+            (_, Phase::Lingering) => self.close_now(key, CloseReason::Normal),
+            // Half-close after a request: answer what was asked, then close
+            // (RFC 9112 section 9.6 allows a client to half-close).
+            (Kind::Http(_), Phase::Active) if !c.out.is_empty() => {
+                self.finish(key);
+            }
+            _ => self.close_now(key, CloseReason::Normal),
+        }
+    }
+
+    // ----- writing ---------------------------------------------------------
+
+    /// Queues `key` for a flush at the end of this wake-up, so everything
+    /// it got meanwhile leaves in one `write`.
+    pub(crate) fn mark_dirty(&mut self, key: usize) {
+        if let Some(c) = self.conns.get_mut(key) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        while let Some(key) = self.dirty.pop() {
+            if let Some(c) = self.conns.get_mut(key) {
+                c.dirty = false;
+                self.flush(key);
+            }
+        }
+    }
+
+    /// Writes queued output; toggles writable interest; finishes closing.
+    pub(crate) fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.slow {
+            self.cut_slow(key);
+            return;
+        }
+        let before = c.out.len();
+        match c.out.flush_to(&mut c.stream) {
+            Ok(n) => self.stats.bytes_out += n as u64,
+            Err(e) => {
+                log::debug!("{}: write error: {e}", c.peer);
+                self.close_now(key, CloseReason::Error);
+                return;
+            }
+        }
+        let c = &mut self.conns[key];
+        let pending = !c.out.is_empty();
+        if pending != c.want_write {
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(key + FIRST_CONN);
+            if self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, token, interest)
+                .is_err()
+            {
+                self.close_now(key, CloseReason::Error);
+                return;
+            }
+            c.want_write = pending;
+        }
+        if !pending && c.phase == Phase::Closing {
+            self.start_lingering(key);
+            return;
+        }
+        // Output drained below the backpressure mark: resume reading, since
+        // an edge we skipped will not be reported again.
+        let resumed = before > self.cfg.send_buffer_bytes.max(64 * 1024) && self.may_read(key);
+        if resumed {
+            self.process(key);
+            self.on_readable(key);
+        }
+    }
+
+    // ----- closing ---------------------------------------------------------
+
+    /// Stops processing input; once the queued output is written, shuts
+    /// down the write side and lingers (see `Phase::Lingering`).
+    pub(crate) fn finish(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.phase == Phase::Active {
+            c.phase = Phase::Closing;
+            self.closing += 1;
+            self.leave_everything(key);
+            self.mark_dirty(key);
+        }
+    }
+
+    fn start_lingering(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.phase = Phase::Lingering;
+        c.inbuf = Vec::new();
+        if c.stream.shutdown(Shutdown::Write).is_err() {
+            self.close_now(key, CloseReason::Normal);
+            return;
+        }
+        crate::trace::event(self, key, "output done, write side shut down");
+        self.set_wait(key, Wait::Linger, Some(LINGER));
+        self.set_deadline(key, Slot::Tick, None);
+        // Whatever is already readable is drained now.
+        self.on_readable(key);
+    }
+
+    /// Closes at once: deregisters, drops the socket, leaves chat and
+    /// channels.
+    pub(crate) fn close_now(&mut self, key: usize, reason: CloseReason) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        self.leave_everything(key);
+        let mut c = self.conns.remove(key);
+        if c.phase != Phase::Active {
+            self.closing -= 1;
+        }
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        match reason {
+            CloseReason::Timeout => self.stats.closed.timeout += 1,
+            CloseReason::Protocol => self.stats.closed.protocol += 1,
+            _ => {}
+        }
+        if self.cfg.trace {
+            crate::trace::line(c.peer, "x", &format!("closed ({reason:?})"));
+        }
+    }
+
+    /// Removes the connection from every group it belongs to.
+    fn leave_everything(&mut self, key: usize) {
+        let Some(c) = self.conns.get(key) else { return };
+        let id = c.id;
+        match &c.kind {
+            Kind::Ws(ws) if ws.role == conn::WsRole::Chat => self.chat_leave(key, id),
+            Kind::Ws(ws) => {
+                if let conn::WsRole::Channel(ch) = ws.role {
+                    self.hub.unsubscribe(ch, key, id);
+                }
+            }
+            Kind::Sse(s) => {
+                if let conn::SseSource::Channel(ch) = s.source {
+                    self.hub.unsubscribe(ch, key, id);
+                }
+            }
+            Kind::LongPoll(p) => {
+                if let conn::ParkedOn::Channel { channel, .. } = p.on {
+                    self.hub.unsubscribe(channel, key, id);
+                }
+            }
+            Kind::Http(_) => {}
+        }
+    }
+
+    // ----- time ------------------------------------------------------------
+
+    /// Sets what the connection's deadline means and when it is (`None`:
+    /// no deadline).
+    pub(crate) fn set_wait(&mut self, key: usize, wait: Wait, after: Option<Duration>) {
+        if let Some(c) = self.conns.get_mut(key) {
+            c.wait = wait;
+        }
+        let at = after.map(|d| self.now + d);
+        self.set_deadline(key, Slot::Deadline, at);
+    }
+
+    /// Moves one of the connection's deadlines (see `timer.rs` for why
+    /// pushing one back costs no heap work).
+    pub(crate) fn set_deadline(&mut self, key: usize, slot: Slot, at: Option<Instant>) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let s = slot as usize;
+        c.deadlines[s] = at;
+        if let Some(at) = at {
+            if c.armed[s].is_none_or(|armed| at < armed) {
+                c.armed[s] = Some(at);
+                let id = c.id;
+                self.timers.push(at, TimerKey::Conn { key, id, slot });
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        while let Some((at, key)) = self.timers.pop_due(self.now) {
+            match key {
+                TimerKey::Conn { key, id, slot } => {
+                    let Some(c) = self.conns.get_mut(key) else {
+                        continue;
+                    };
+                    let s = slot as usize;
+                    if c.id != id || c.armed[s] != Some(at) {
+                        continue; // stale: a newer entry stands for this slot
+                    }
+                    c.armed[s] = None;
+                    match c.deadlines[s] {
+                        Some(d) if d <= self.now => {
+                            c.deadlines[s] = None;
+                            match slot {
+                                Slot::Deadline => self.on_deadline(key),
+                                Slot::Tick => self.on_tick(key),
+                            }
+                        }
+                        // The deadline moved later: re-arm for it.
+                        Some(d) => {
+                            c.armed[s] = Some(d);
+                            self.timers.push(d, TimerKey::Conn { key, id, slot });
+                        }
+                        None => {}
+                    }
+                }
+                TimerKey::JobDone(job) => self.job_done(job),
+                TimerKey::AcceptRetry => self.accept(),
+            }
+        }
+    }
+
+    fn on_deadline(&mut self, key: usize) {
+        let Some(c) = self.conns.get(key) else { return };
+        match c.wait {
+            Wait::FirstByte | Wait::KeepAlive => {
+                crate::trace::event(self, key, "idle timeout, closing silently");
+                self.close_now(key, CloseReason::Timeout);
+            }
+            Wait::RequestHead => {
+                self.stats.closed.timeout += 1;
+                self.respond_error_and_close(
+                    key,
+                    None,
+                    408,
+                    "the request was not complete within the header timeout",
+                );
+            }
+            Wait::LongPoll => self.long_poll_expired(key),
+            Wait::CloseHandshake => {
+                crate::trace::event(self, key, "peer never answered our close");
+                self.close_now(key, CloseReason::Timeout);
+            }
+            Wait::Linger => self.close_now(key, CloseReason::Normal),
+            Wait::None => {}
+        }
+    }
+
+    fn on_tick(&mut self, key: usize) {
+        let Some(c) = self.conns.get(key) else { return };
+        match c.kind {
+            Kind::Ws(_) => self.ws_ping_tick(key),
+            Kind::Sse(_) => self.sse_tick(key),
+            _ => {}
+        }
+    }
+
+    // ----- other threads ---------------------------------------------------
+
+    fn drain_inbox(&mut self) {
+        let cmds: Vec<Command> = match self.inbox.lock() {
+            Ok(mut q) => q.drain(..).collect(),
+            Err(_) => return,
+        };
+        for cmd in cmds {
+            match cmd {
+                Command::Publish { channel, data } => {
+                    if let Err(e) = self.publish_str(&channel, &data) {
+                        log::warn!("publish from a handle to {channel:?} refused: {e}");
+                    }
+                }
+                Command::Stop => self.stopping = true,
+            }
+        }
+    }
+
+    /// Brings the `Date` header value (RFC 9110 section 6.6.1) up to the
+    /// current second; it is formatted once a second, not per response.
+    pub(crate) fn refresh_date(&mut self) {
+        let secs = crate::wire::date::unix_millis_now() / 1000;
+        if self.date.0 != secs || self.date.1.is_empty() {
+            self.date = (secs, crate::wire::date::imf_fixdate(secs));
+        }
+    }
+}
+
+/// What one parsing step did with a connection's buffered input.
+pub(crate) enum Step {
+    /// Wait for more bytes.
+    NeedMore,
+    /// This many bytes were used.
+    Consumed(usize),
+}

@@ -1,0 +1,241 @@
+//! A connection's pending output: what was queued but not yet accepted by
+//! the kernel.
+//!
+//! Output is a queue of chunks, either bytes owned by this connection (a
+//! response, an echo) or bytes shared by many (a broadcast frame or SSE
+//! event, encoded once and reference-counted, so fan-out to 10,000
+//! subscribers costs 10,000 pointer copies, not 10,000 encodings). A flush
+//! hands up to `MAX_IOVECS` chunks to one vectored `write`.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+/// How many chunks one vectored write takes at most.
+const MAX_IOVECS: usize = 64;
+
+/// Owned chunks are appended to while smaller than this, so many small
+/// writes (a head, a body, the next pipelined answer) leave in one piece.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug)]
+enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(a) => a,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    front_written: usize,
+    /// Unwritten bytes in all chunks.
+    len: usize,
+}
+
+impl OutQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Unwritten bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A buffer to append owned bytes to; call `commit` after writing into
+    /// it so the length stays right. (Writing straight into the queue saves
+    /// building each response in a temporary first.)
+    pub fn owned_tail(&mut self) -> OwnedTail<'_> {
+        let reuse = matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.len() < COALESCE_LIMIT);
+        if !reuse {
+            self.chunks.push_back(Chunk::Owned(Vec::new()));
+        }
+        let Some(Chunk::Owned(buf)) = self.chunks.back_mut() else {
+            unreachable!("an owned chunk was just ensured at the back")
+        };
+        let start = buf.len();
+        OwnedTail {
+            buf,
+            start,
+            len: &mut self.len,
+        }
+    }
+
+    /// Appends a copy of `bytes`.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.owned_tail().extend_from_slice(bytes);
+        }
+    }
+
+    /// Appends shared bytes without copying them.
+    pub fn push_shared(&mut self, bytes: Arc<[u8]>) {
+        if !bytes.is_empty() {
+            self.len += bytes.len();
+            self.chunks.push_back(Chunk::Shared(bytes));
+        }
+    }
+
+    /// Writes as much as the socket takes. Returns the bytes written;
+    /// `WouldBlock` is not an error here (it just means "later").
+    pub fn flush_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
+        let mut total = 0;
+        while self.len > 0 {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut n = 0;
+            for (i, c) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+                let b = c.bytes();
+                slices[n] = IoSlice::new(if i == 0 { &b[self.front_written..] } else { b });
+                n += 1;
+            }
+            match w.write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    total += written;
+                    self.advance(written);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.chunks.is_empty() && self.chunks.capacity() > 8 {
+            // A burst grew the queue; an idle connection should not keep it.
+            self.chunks = VecDeque::new();
+        }
+        Ok(total)
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let left = front.bytes().len() - self.front_written;
+            if n >= left {
+                n -= left;
+                self.chunks.pop_front();
+                self.front_written = 0;
+            } else {
+                self.front_written += n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Drops everything not yet written.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.front_written = 0;
+        self.len = 0;
+    }
+}
+
+/// See `OutQueue::owned_tail`; keeps the queue's length right on drop.
+pub struct OwnedTail<'a> {
+    buf: &'a mut Vec<u8>,
+    start: usize,
+    len: &'a mut usize,
+}
+
+impl std::ops::Deref for OwnedTail<'_> {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        self.buf
+    }
+}
+
+impl std::ops::DerefMut for OwnedTail<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        self.buf
+    }
+}
+
+impl Drop for OwnedTail<'_> {
+    fn drop(&mut self) {
+        *self.len += self.buf.len().saturating_sub(self.start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `cap` bytes per call, then blocks.
+    struct Trickle {
+        got: Vec<u8>,
+        cap: usize,
+        calls: usize,
+        block_after: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.calls == self.block_after {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls += 1;
+            let n = b.len().min(self.cap);
+            self.got.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn order_is_kept_across_owned_and_shared() {
+        let mut q = OutQueue::new();
+        q.push_bytes(b"head ");
+        q.push_shared(Arc::from(&b"shared "[..]));
+        q.owned_tail().extend_from_slice(b"tail");
+        assert_eq!(q.len(), 16);
+        let mut w = Trickle {
+            got: vec![],
+            cap: 3,
+            calls: 0,
+            block_after: 2,
+        };
+        q.flush_to(&mut w).unwrap();
+        assert_eq!(w.got, b"head s");
+        assert_eq!(q.len(), 10);
+        w.block_after = usize::MAX;
+        q.push_bytes(b"!");
+        q.flush_to(&mut w).unwrap();
+        assert_eq!(w.got, b"head shared tail!");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn appending_after_a_partial_write_keeps_bytes_in_order() {
+        let mut q = OutQueue::new();
+        q.push_bytes(b"abcdef");
+        let mut w = Trickle {
+            got: vec![],
+            cap: 2,
+            calls: 0,
+            block_after: 1,
+        };
+        q.flush_to(&mut w).unwrap();
+        q.push_bytes(b"gh");
+        w.block_after = usize::MAX;
+        q.flush_to(&mut w).unwrap();
+        assert_eq!(w.got, b"abcdefgh");
+    }
+}

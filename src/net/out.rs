@@ -210,11 +210,12 @@ mod tests {
             got: vec![],
             cap: 3,
             calls: 0,
-            block_after: 2,
+            block_after: 3,
         };
         q.flush_to(&mut w).unwrap();
-        assert_eq!(w.got, b"head s");
-        assert_eq!(q.len(), 10);
+        // Three writes of at most 3 bytes, each within one chunk.
+        assert_eq!(w.got, b"head sha");
+        assert_eq!(q.len(), 8);
         w.block_after = usize::MAX;
         q.push_bytes(b"!");
         q.flush_to(&mut w).unwrap();

@@ -15,6 +15,8 @@ pub(crate) struct Ctx<'a> {
     /// A HEAD request: the same head as GET, no body.
     pub head_only: bool,
     pub keep_alive: bool,
+    /// An HTTP/1.0 client: it must be told when the connection stays open.
+    pub http10: bool,
     /// The allowed `Origin` to echo in `Access-Control-Allow-Origin`.
     pub cors: Option<&'a str>,
 }
@@ -24,6 +26,7 @@ impl Ctx<'_> {
     pub(crate) fn to_reply(self) -> Reply {
         Reply {
             head_only: self.head_only,
+            http10: self.http10,
             keep_alive: self.keep_alive,
             cors: self.cors.map(str::to_string),
         }
@@ -34,6 +37,7 @@ impl Reply {
     pub(crate) fn ctx(&self) -> Ctx<'_> {
         Ctx {
             head_only: self.head_only,
+            http10: self.http10,
             keep_alive: self.keep_alive,
             cors: self.cors.as_deref(),
         }
@@ -58,6 +62,11 @@ impl Server {
                     return Step::Consumed(data.len());
                 }
             };
+        if let Err(e) = http1::check_host(&head) {
+            self.stats.closed.protocol += 1;
+            self.respond_error_and_close(key, None, e.status(), e.sentence());
+            return Step::Consumed(data.len());
+        }
         let framing = match http1::body_framing(&head) {
             Ok(f) => f,
             Err(e) => {
@@ -85,6 +94,7 @@ impl Server {
                 let end = head_len + n as usize;
                 if data.len() < end {
                     self.request_begun(key);
+                    self.send_continue(key, &head);
                     return Step::NeedMore;
                 }
                 (std::borrow::Cow::Borrowed(&data[head_len..end]), end)
@@ -93,6 +103,7 @@ impl Server {
                 Ok(Some((body, raw))) => (std::borrow::Cow::Owned(body), head_len + raw),
                 Ok(None) => {
                     self.request_begun(key);
+                    self.send_continue(key, &head);
                     return Step::NeedMore;
                 }
                 Err(e) => {
@@ -114,6 +125,9 @@ impl Server {
         };
         crate::trace::http_head(self, key, "->", &data[..head_len]);
         self.stats.requests += 1;
+        if let Some(Kind::Http(st)) = self.conns.get_mut(key).map(|c| &mut c.kind) {
+            st.continue_sent = false;
+        }
         self.dispatch(key, &head, &body);
         // Back to waiting for the next request, unless the connection became
         // something else (a WebSocket, a stream, a held poll) or is closing.
@@ -123,6 +137,26 @@ impl Server {
             }
         }
         Step::Consumed(used)
+    }
+
+    /// RFC 9110 section 10.1.1: a client that sent `Expect: 100-continue`
+    /// waits for an interim `100 Continue` before its body. It is sent once
+    /// the head passed every check, so a refused request (413, 4xx) is
+    /// answered before the body is sent at all.
+    fn send_continue(&mut self, key: usize, head: &Head<'_, '_>) {
+        if !http1::expects_continue(head) {
+            return;
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Kind::Http(st) = &mut c.kind else { return };
+        if !st.continue_sent {
+            st.continue_sent = true;
+            c.out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
+            crate::trace::http_head(self, key, "<-", b"HTTP/1.1 100 Continue");
+            self.mark_dirty(key);
+        }
     }
 
     /// A request has started arriving: from now on it has the header
@@ -171,6 +205,7 @@ impl Server {
     fn dispatch(&mut self, key: usize, head: &Head<'_, '_>, body: &[u8]) {
         let mut ctx = Ctx {
             head_only: head.method == "HEAD",
+            http10: head.minor_version == 0,
             keep_alive: head.keep_alive(),
             cors: None,
         };
@@ -332,6 +367,10 @@ impl Server {
         }
         if !ctx.keep_alive || length.is_none() {
             http1::write_header(&mut out, "Connection", b"close");
+        } else if ctx.http10 {
+            // HTTP/1.0 closes by default; a client that asked for
+            // keep-alive learns it was granted only from this header.
+            http1::write_header(&mut out, "Connection", b"keep-alive");
         }
         out.extend_from_slice(b"\r\n");
         if trace {
@@ -362,6 +401,7 @@ impl Server {
     ) {
         let ctx = Ctx {
             head_only: false,
+            http10: false,
             keep_alive: false,
             cors,
         };

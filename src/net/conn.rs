@@ -87,6 +87,8 @@ pub struct HttpState {
     /// A chunked request body being decoded: the head stays at the front of
     /// the buffer until the body is complete.
     pub chunked: Option<ChunkedBody>,
+    /// `100 Continue` was sent for the request being received.
+    pub continue_sent: bool,
 }
 
 pub struct ChunkedBody {
@@ -99,6 +101,7 @@ pub struct ChunkedBody {
 /// How a held request will be answered, kept from its head.
 pub struct Reply {
     pub head_only: bool,
+    pub http10: bool,
     pub keep_alive: bool,
     /// The `Origin` to echo in `Access-Control-Allow-Origin`.
     pub cors: Option<String>,

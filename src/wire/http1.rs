@@ -179,12 +179,14 @@ fn classify(e: httparse::Error, buf: &[u8]) -> HeadError {
         }
         // RFC 9112 section 5.1: no whitespace is allowed between the field
         // name and the colon; a server MUST reject such a message with 400.
-        httparse::Error::HeaderName => {
-            HeadError::Malformed("a header name is invalid (no space may precede the colon)")
-        }
+        httparse::Error::HeaderName => HeadError::Malformed(
+            "a header line is invalid (no space may precede the colon, and lines may not be folded)",
+        ),
         httparse::Error::HeaderValue => HeadError::Malformed("a header value has invalid bytes"),
         httparse::Error::TooManyHeaders => HeadError::HeadersTooLarge,
-        httparse::Error::Token => HeadError::Malformed("the method is not a valid token"),
+        httparse::Error::Token => {
+            HeadError::Malformed("the request line is malformed (expected METHOD SP target SP HTTP/1.1)")
+        }
         httparse::Error::NewLine => HeadError::Malformed("a line ending is invalid"),
         httparse::Error::Status => HeadError::Malformed("the request line is invalid"),
     }
@@ -222,6 +224,28 @@ impl<'h, 'b> Head<'h, 'b> {
         }
         self.minor_version == 1 || self.has_token("connection", "keep-alive")
     }
+}
+
+/// RFC 9112 section 3.2: "A server MUST respond with a 400 (Bad Request)
+/// status code to any HTTP/1.1 request message that lacks a Host header
+/// field and to any request message that contains more than one Host header
+/// field line". (HTTP/1.0 predates Host, so one is optional there.)
+pub fn check_host(head: &Head<'_, '_>) -> Result<(), HeadError> {
+    match head.values("host").count() {
+        0 if head.minor_version == 1 => Err(HeadError::Malformed(
+            "an HTTP/1.1 request needs a Host header",
+        )),
+        0 | 1 => Ok(()),
+        _ => Err(HeadError::Malformed(
+            "a request may carry only one Host header",
+        )),
+    }
+}
+
+/// Does the client wait for `100 Continue` before sending its body
+/// (RFC 9110 section 10.1.1)?
+pub fn expects_continue(head: &Head<'_, '_>) -> bool {
+    head.minor_version == 1 && head.has_token("expect", "100-continue")
 }
 
 /// Trims optional whitespace (SP / HTAB, RFC 9110 section 5.6.3).
@@ -656,6 +680,26 @@ mod tests {
     fn transfer_encoding_in_http_1_0_is_400() {
         let e = framing(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(e.unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn host_rules() {
+        let check = |b: &[u8]| {
+            let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match parse_head(b, &mut h, 1024) {
+                Ok(Status::Complete((head, _))) => check_host(&head),
+                _ => panic!(),
+            }
+        };
+        assert!(check(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+        assert!(check(b"GET / HTTP/1.0\r\n\r\n").is_ok());
+        assert_eq!(check(b"GET / HTTP/1.1\r\n\r\n").unwrap_err().status(), 400);
+        assert_eq!(
+            check(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! | `http1`         | HTTP/1.1 request heads, body framing, response heads (RFC 9112) |
 //! | `chunked`       | the chunked transfer coding (RFC 9112 section 7.1)  |
 //! | `query`         | query strings and percent-decoding (RFC 3986)       |
+//! | `hmac`          | HMAC-SHA1 webhook signatures (RFC 2104)             |
 //! | `json`          | JSON string escaping (RFC 8259 section 7)           |
+//! | `url`           | webhook URLs and where we may send (RFC 3986)       |
 //! | `utf8`          | incremental, fail-fast UTF-8 validation (RFC 3629)  |
 //! | `ws_handshake`  | the WebSocket opening handshake (RFC 6455 section 4)|
 //! | `ws_frame`      | WebSocket frames (RFC 6455 section 5)               |
@@ -21,10 +23,12 @@
 
 pub mod chunked;
 pub mod date;
+pub mod hmac;
 pub mod http1;
 pub mod json;
 pub mod query;
 pub mod sse;
+pub mod url;
 pub mod utf8;
 pub mod ws_close;
 pub mod ws_frame;

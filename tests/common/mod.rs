@@ -1,0 +1,443 @@
+//! The harness every integration suite shares: start the real `pushwire`
+//! binary on port 0, learn its address from the first stdout line (the
+//! contract of API.md "Running it"), talk to it over plain `std::net`
+//! sockets, and kill it when the test ends.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server process; killed on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    /// Starts the server with `args` appended to `--addr 127.0.0.1:0`.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pushwire"))
+            .arg("--addr")
+            .arg("127.0.0.1:0")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn pushwire");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read first line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        let addr = url.parse().expect("address in first line");
+        Server { addr, child }
+    }
+
+    /// A new TCP connection with a read timeout, so a hung server fails the
+    /// test instead of hanging it.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    /// `ws://` URL for `path`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Sends one request on a fresh connection and reads one response.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut s = self.connect();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        read_response(&mut s, method == "HEAD").expect("a response")
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn post(&self, path: &str, body: &[u8]) -> Response {
+        self.request("POST", path, &[], body)
+    }
+
+    /// The process id, for reading /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response from `s`: the head, then a body framed by
+/// Content-Length or chunked (no body when `head_only`). Independent of the
+/// server's own codecs on purpose. `None` when the peer closed first.
+pub fn read_response(s: &mut TcpStream, head_only: bool) -> Option<Response> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).expect("ASCII head");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(':').expect("header colon");
+            (k.to_string(), v.trim().to_string())
+        })
+        .collect();
+    let mut rest = buf[head_end..].to_vec();
+    let hdr = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let mut fill = |rest: &mut Vec<u8>, want: usize| -> bool {
+        while rest.len() < want {
+            let mut chunk = [0u8; 65536];
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    };
+    let body = if head_only || status == 204 || status == 304 || status == 101 {
+        Vec::new()
+    } else if let Some(len) = hdr("content-length") {
+        let len: usize = len.parse().unwrap();
+        assert!(fill(&mut rest, len), "body shorter than Content-Length");
+        rest.truncate(len);
+        rest
+    } else if hdr("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        let mut pos = 0;
+        loop {
+            while find(&rest[pos..], b"\r\n").is_none() {
+                let want = rest.len() + 1;
+                assert!(fill(&mut rest, want), "truncated chunk size");
+            }
+            let eol = pos + find(&rest[pos..], b"\r\n").unwrap();
+            let size_txt = std::str::from_utf8(&rest[pos..eol]).unwrap();
+            let size =
+                usize::from_str_radix(size_txt.split(';').next().unwrap().trim(), 16).unwrap();
+            pos = eol + 2;
+            if size == 0 {
+                break;
+            }
+            assert!(fill(&mut rest, pos + size + 2), "truncated chunk");
+            body.extend_from_slice(&rest[pos..pos + size]);
+            pos += size + 2;
+        }
+        body
+    } else {
+        // Close-delimited.
+        let mut body = rest;
+        let _ = s.read_to_end(&mut body);
+        body
+    };
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Polls `f` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A parsed JSON value, from a tiny parser written here so that the suites
+/// check bodies without sharing any code with the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonValue {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<JsonValue>),
+    Obj(Vec<(String, JsonValue)>),
+}
+
+impl JsonValue {
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&JsonValue> {
+        match self {
+            JsonValue::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            JsonValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            JsonValue::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            JsonValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    /// The member names of an object, in order.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            JsonValue::Obj(m) => m.iter().map(|(k, _)| k.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Parses a whole JSON text (RFC 8259); `Err` says where it went wrong.
+pub fn parse_json(text: &str) -> Result<JsonValue, String> {
+    struct P<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+    impl P<'_> {
+        fn ws(&mut self) {
+            while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            }
+        }
+        fn err<T>(&self, what: &str) -> Result<T, String> {
+            Err(format!("{what} at byte {}", self.i))
+        }
+        fn lit(&mut self, l: &str, v: JsonValue) -> Result<JsonValue, String> {
+            if self.b[self.i..].starts_with(l.as_bytes()) {
+                self.i += l.len();
+                Ok(v)
+            } else {
+                self.err("bad literal")
+            }
+        }
+        fn value(&mut self) -> Result<JsonValue, String> {
+            self.ws();
+            match self.b.get(self.i) {
+                None => self.err("unexpected end"),
+                Some(b'n') => self.lit("null", JsonValue::Null),
+                Some(b't') => self.lit("true", JsonValue::Bool(true)),
+                Some(b'f') => self.lit("false", JsonValue::Bool(false)),
+                Some(b'"') => Ok(JsonValue::Str(self.string()?)),
+                Some(b'[') => {
+                    self.i += 1;
+                    let mut v = Vec::new();
+                    self.ws();
+                    if self.b.get(self.i) == Some(&b']') {
+                        self.i += 1;
+                        return Ok(JsonValue::Arr(v));
+                    }
+                    loop {
+                        v.push(self.value()?);
+                        self.ws();
+                        match self.b.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b']') => {
+                                self.i += 1;
+                                return Ok(JsonValue::Arr(v));
+                            }
+                            _ => return self.err("expected , or ]"),
+                        }
+                    }
+                }
+                Some(b'{') => {
+                    self.i += 1;
+                    let mut m = Vec::new();
+                    self.ws();
+                    if self.b.get(self.i) == Some(&b'}') {
+                        self.i += 1;
+                        return Ok(JsonValue::Obj(m));
+                    }
+                    loop {
+                        self.ws();
+                        if self.b.get(self.i) != Some(&b'"') {
+                            return self.err("expected a key");
+                        }
+                        let k = self.string()?;
+                        self.ws();
+                        if self.b.get(self.i) != Some(&b':') {
+                            return self.err("expected :");
+                        }
+                        self.i += 1;
+                        m.push((k, self.value()?));
+                        self.ws();
+                        match self.b.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b'}') => {
+                                self.i += 1;
+                                return Ok(JsonValue::Obj(m));
+                            }
+                            _ => return self.err("expected , or }"),
+                        }
+                    }
+                }
+                Some(_) => {
+                    let start = self.i;
+                    while self.i < self.b.len()
+                        && matches!(
+                            self.b[self.i],
+                            b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                        )
+                    {
+                        self.i += 1;
+                    }
+                    let t = std::str::from_utf8(&self.b[start..self.i]).unwrap();
+                    let ok = !t.is_empty()
+                        && !t.starts_with('+')
+                        && !t.starts_with('.')
+                        && !t.starts_with("-.");
+                    match t.parse::<f64>() {
+                        Ok(n) if ok => Ok(JsonValue::Num(n)),
+                        _ => self.err("bad number"),
+                    }
+                }
+            }
+        }
+        fn string(&mut self) -> Result<String, String> {
+            self.i += 1; // opening quote
+            let mut out: Vec<u8> = Vec::new();
+            loop {
+                let Some(&c) = self.b.get(self.i) else {
+                    return self.err("unterminated string");
+                };
+                self.i += 1;
+                match c {
+                    b'"' => return String::from_utf8(out).map_err(|_| "invalid UTF-8".to_string()),
+                    b'\\' => {
+                        let Some(&e) = self.b.get(self.i) else {
+                            return self.err("bad escape");
+                        };
+                        self.i += 1;
+                        let ch = match e {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => {
+                                let hex = |p: &mut Self| -> Result<u32, String> {
+                                    let h = p.b.get(p.i..p.i + 4).ok_or("short \\u")?;
+                                    p.i += 4;
+                                    u32::from_str_radix(
+                                        std::str::from_utf8(h).map_err(|e| e.to_string())?,
+                                        16,
+                                    )
+                                    .map_err(|e| e.to_string())
+                                };
+                                let mut u = hex(self)?;
+                                if (0xD800..0xDC00).contains(&u)
+                                    && self.b[self.i..].starts_with(b"\\u")
+                                {
+                                    self.i += 2;
+                                    let lo = hex(self)?;
+                                    u = 0x10000
+                                        + ((u - 0xD800) << 10)
+                                        + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                                }
+                                char::from_u32(u).ok_or("bad \\u escape")?
+                            }
+                            _ => return self.err("bad escape"),
+                        };
+                        let mut tmp = [0u8; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+                    }
+                    c if c < 0x20 => return self.err("control character in string"),
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+    let mut p = P {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let v = p.value()?;
+    p.ws();
+    if p.i != p.b.len() {
+        return p.err("trailing bytes");
+    }
+    Ok(v)
+}

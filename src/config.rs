@@ -23,6 +23,7 @@ pub struct Config {
     pub send_buffer_bytes: usize,
     pub max_jobs: usize,
     pub max_channels: usize,
+    pub max_deliveries: usize,
     /// Empty: every origin is allowed.
     pub allow_origins: Vec<String>,
     pub webhook_allow: Vec<String>,
@@ -45,6 +46,7 @@ impl Default for Config {
             send_buffer_bytes: 1_048_576,
             max_jobs: 100_000,
             max_channels: 100_000,
+            max_deliveries: 64,
             allow_origins: Vec::new(),
             webhook_allow: Vec::new(),
             trace: false,
@@ -131,6 +133,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "channels that may exist (created on first use); past it: 503",
     ),
     (
+        "--max-deliveries",
+        "N",
+        "webhook deliveries on the wire at once; up to 100x more wait in a queue",
+    ),
+    (
         "--allow-origin",
         "ORIGIN",
         "allowed Origin (repeatable); none given = any origin",
@@ -162,6 +169,7 @@ pub fn help_text() -> String {
             "--send-buffer-bytes" => d.send_buffer_bytes.to_string(),
             "--max-jobs" => d.max_jobs.to_string(),
             "--max-channels" => d.max_channels.to_string(),
+            "--max-deliveries" => d.max_deliveries.to_string(),
             "--allow-origin" => "none: any origin".into(),
             "--webhook-allow" => "none: loopback only".into(),
             "--trace" => "off".into(),
@@ -235,6 +243,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
             "--send-buffer-bytes" => c.send_buffer_bytes = num()? as usize,
             "--max-jobs" => c.max_jobs = (num()? as usize).max(1),
             "--max-channels" => c.max_channels = num()? as usize,
+            "--max-deliveries" => c.max_deliveries = (num()? as usize).max(1),
             "--allow-origin" => c.allow_origins.push(value),
             "--webhook-allow" => c.webhook_allow.push(value),
             _ => return Err(ArgError(format!("unknown flag {arg:?}; see --help"))),

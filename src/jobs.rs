@@ -3,7 +3,7 @@
 //!
 //! A job advances from 0 to 100 percent in steps of 10, evenly over its
 //! duration. Nothing runs: progress is computed from the clock when asked,
-//! and the event loop sets one timer per job that has long polls waiting.
+//! and the event loop sets one timer per job, at its completion.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,10 +19,6 @@ pub struct Job {
     pub duration: Duration,
     /// Parked long polls: (slab key, connection id).
     pub waiters: Vec<(usize, u64)>,
-    /// A completion timer is scheduled (one per job at most).
-    pub timer_set: bool,
-    /// The one-shot webhook made for `callback=` (API.md section 1).
-    pub callback: Option<u64>,
 }
 
 impl Job {
@@ -95,8 +91,6 @@ impl Jobs {
                 started: now,
                 duration,
                 waiters: Vec::new(),
-                timer_set: false,
-                callback: None,
             },
         );
         Ok(id)

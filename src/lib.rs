@@ -32,6 +32,7 @@ pub mod jobs;
 pub mod net;
 pub mod proto;
 pub mod trace;
+pub mod webhooks;
 pub mod wire;
 
 pub use config::Config;

@@ -89,7 +89,7 @@ impl Server {
                     keep.push((key, id));
                 }
                 Kind::LongPoll(_) => polls.push(key),
-                Kind::Http(_) => {}
+                Kind::Http(_) | Kind::Client(_) => {}
             }
         }
         // Nothing above can subscribe anyone, so `keep` is the whole list.
@@ -97,6 +97,10 @@ impl Server {
         for key in polls {
             crate::trace::event(self, key, &format!("long poll released by id {}", m.id));
             self.release_channel_poll(key);
+        }
+        if !self.webhooks.hooks.is_empty() {
+            let name = self.hub.get(ch).name.clone();
+            self.webhooks_message(&name, m.id, data);
         }
         m.id
     }

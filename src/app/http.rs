@@ -270,12 +270,14 @@ impl Server {
                 let body = self.stats_json();
                 self.respond_json(key, ctx, 200, &body)
             }
-            Route::Webhooks
-            | Route::Webhook(_)
-            | Route::WebhookDeliveries(_)
-            | Route::WebhookReceiver => {
-                self.respond_error(key, ctx, 501, "webhooks are not implemented yet")
+            Route::Webhooks if head.method == "POST" => self.webhook_register(key, ctx, body),
+            Route::Webhooks => self.webhook_list(key, ctx),
+            Route::Webhook(id) => self.webhook_delete(key, ctx, id),
+            Route::WebhookDeliveries(id) => self.webhook_deliveries(key, ctx, id),
+            Route::WebhookReceiver if head.method == "POST" => {
+                self.receiver_post(key, ctx, head, body)
             }
+            Route::WebhookReceiver => self.receiver_get(key, ctx),
         }
     }
 

@@ -53,14 +53,23 @@ impl Server {
                 )
             }
         };
-        if query::get(head.query, "callback").ok().flatten().is_some() {
-            return self.respond_error(
-                key,
-                ctx,
-                501,
-                "job callbacks (webhooks) are not implemented yet",
-            );
-        }
+        let callback = match query::get(head.query, "callback") {
+            Ok(None) => None,
+            Ok(Some(text)) => match self.checked_url(&text) {
+                Ok(url) => Some((text.into_owned(), url)),
+                Err(sentence) => {
+                    return self.respond_error(key, ctx, 400, &format!("callback: {sentence}"))
+                }
+            },
+            Err(_) => {
+                return self.respond_error(
+                    key,
+                    ctx,
+                    400,
+                    "the query string is not valid percent-encoding",
+                )
+            }
+        };
         let id = match self.jobs.submit(self.now, duration) {
             Ok(id) => id,
             Err(_) => {
@@ -72,13 +81,27 @@ impl Server {
                 )
             }
         };
+        // One timer per job, at its completion: it releases long polls and
+        // sends job.done webhooks at that instant.
+        if let Some(job) = self.jobs.get(id) {
+            let at = job.done_at();
+            self.timers.push(at, TimerKey::JobDone(id));
+        }
+        let hook = callback.map(|(text, url)| self.webhook_for_job(&text, url, id));
         crate::trace::event(
             self,
             key,
             &format!("job:{id} submitted, {} ms", duration.as_millis()),
         );
         let location = format!("/checkstatus?jobId=job:{id}");
-        let body = format!("{{\"jobId\":\"job:{id}\"}}");
+        let body = match hook {
+            None => format!("{{\"jobId\":\"job:{id}\"}}"),
+            Some((wh, secret)) => {
+                format!(
+                    "{{\"jobId\":\"job:{id}\",\"webhook\":\"wh:{wh}\",\"secret\":\"{secret}\"}}"
+                )
+            }
+        };
         self.respond_full(
             key,
             ctx,
@@ -136,12 +159,8 @@ impl Server {
         // Long poll: park this connection until the job is done or `wait`
         // passes, whichever comes first.
         let conn_id = self.conns[key].id;
+        // The job's completion timer (set at submit) releases it.
         job.waiters.push((key, conn_id));
-        if !job.timer_set {
-            job.timer_set = true;
-            let at = job.done_at();
-            self.timers.push(at, TimerKey::JobDone(id));
-        }
         self.conns[key].kind = Kind::LongPoll(Parked {
             reply: ctx.to_reply(),
             on: ParkedOn::Job(id),
@@ -157,12 +176,13 @@ impl Server {
         );
     }
 
-    /// A job reached 100%: answer every long poll waiting on it, now.
+    /// A job reached 100%: send its webhooks and answer every long poll
+    /// waiting on it, now.
     pub(crate) fn job_done(&mut self, id: u64) {
+        self.webhooks_job_done(id);
         let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
-        job.timer_set = false;
         let waiters = std::mem::take(&mut job.waiters);
         for (key, conn_id) in waiters {
             if self.conns.get(key).is_some_and(|c| c.id == conn_id) {

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod routes;
 pub mod sse;
 pub mod stats;
+pub mod webhooks;
 pub mod websocket;
 
 use http::Ctx;

@@ -25,18 +25,19 @@ impl Server {
     /// The `/stats` body. Open connections are counted by what each is now
     /// (a parked long poll is `longpoll`), so the numbers cannot drift.
     pub(crate) fn stats_json(&self) -> String {
-        let (mut http, mut longpoll, mut sse, mut ws) = (0, 0, 0, 0);
+        let (mut http, mut longpoll, mut sse, mut ws, mut webhook) = (0, 0, 0, 0, 0);
         for (_, c) in self.conns.iter() {
             match c.kind {
                 Kind::Http(_) => http += 1,
                 Kind::LongPoll(_) => longpoll += 1,
                 Kind::Sse(_) => sse += 1,
                 Kind::Ws(_) => ws += 1,
+                Kind::Client(_) => webhook += 1,
             }
         }
         let s = &self.stats;
         format!(
-            "{{\"connections\":{{\"open\":{{\"http\":{http},\"longpoll\":{longpoll},\"sse\":{sse},\"ws\":{ws}}},\
+            "{{\"connections\":{{\"open\":{{\"http\":{http},\"longpoll\":{longpoll},\"sse\":{sse},\"ws\":{ws},\"webhook\":{webhook}}},\
              \"accepted\":{}}},\"requests\":{},\"messages\":{{\"published\":{},\"delivered\":{}}},\
              \"bytes\":{{\"in\":{},\"out\":{}}},\
              \"closed\":{{\"timeout\":{},\"limit\":{},\"protocol\":{},\"slow\":{}}},\

@@ -68,6 +68,8 @@ pub enum Wait {
     CloseHandshake,
     /// Lingering ends.
     Linger,
+    /// A webhook attempt's time is up.
+    Client,
     /// No deadline applies (event streams, open WebSockets).
     None,
 }
@@ -79,6 +81,26 @@ pub enum Kind {
     LongPoll(Parked),
     Sse(SseStream),
     Ws(WsSession),
+    /// An outgoing webhook delivery (we are the client).
+    Client(ClientConn),
+}
+
+/// A webhook attempt on the wire.
+pub struct ClientConn {
+    /// The delivery this attempt is for (`webhooks::Webhooks::deliveries`).
+    pub delivery: u64,
+    /// The non-blocking connect completed.
+    pub connected: bool,
+    /// The response's status, once its head is in.
+    pub status: Option<u16>,
+    /// How the rest of the response body is framed.
+    pub body: Option<ClientBody>,
+}
+
+pub enum ClientBody {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
 }
 
 /// An HTTP/1.1 connection between or inside requests.
@@ -158,6 +180,7 @@ impl Kind {
             Kind::LongPoll(_) => "longpoll",
             Kind::Sse(_) => "sse",
             Kind::Ws(_) => "ws",
+            Kind::Client(_) => "webhook",
         }
     }
 }

@@ -44,7 +44,7 @@ use timer::{Slot, TimerKey, Timers};
 /// (slab key + `FIRST_CONN`).
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
-const FIRST_CONN: usize = 2;
+pub(crate) const FIRST_CONN: usize = 2;
 
 /// Bytes read per `read` call. One buffer for the whole loop: a connection
 /// keeps only what it could not consume yet.
@@ -119,6 +119,7 @@ pub struct Server {
     pub(crate) stats: Stats,
     pub(crate) jobs: Jobs,
     pub(crate) hub: Hub,
+    pub(crate) webhooks: crate::webhooks::Webhooks,
     /// Chat members (slab key, connection id), in join order.
     pub(crate) chat: Vec<(usize, u64)>,
     /// Connections that got output during this wake-up.
@@ -152,6 +153,7 @@ impl Server {
             timers: Timers::new(),
             jobs: Jobs::new(cfg.max_jobs),
             hub: Hub::new(cfg.history, cfg.max_channels),
+            webhooks: crate::webhooks::Webhooks::new(),
             cfg,
             now: Instant::now(),
             stats: Stats::default(),
@@ -200,7 +202,10 @@ impl Server {
                     Token(t) => {
                         let key = t - FIRST_CONN;
                         if ev.is_writable() {
-                            self.flush(key);
+                            match self.conns.get(key).map(|c| &c.kind) {
+                                Some(Kind::Client(_)) => self.client_writable(key),
+                                _ => self.flush(key),
+                            }
                         }
                         // Read on errors and hang-ups too: the read reports
                         // them (EOF or the error) in the one place that
@@ -243,8 +248,7 @@ impl Server {
         self.stats.accepted += 1;
         // Small answers should leave at once, not wait for Nagle's timer.
         let _ = stream.set_nodelay(true);
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next_conn_id();
         let over_limit = self.active_conns() >= self.cfg.max_conns;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -268,6 +272,12 @@ impl Server {
             return;
         }
         self.set_wait(key, Wait::FirstByte, Some(self.cfg.header_timeout));
+    }
+
+    /// A connection id never used before.
+    pub(crate) fn next_conn_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
     }
 
     /// Connections that count against `--max-conns` (not the ones that are
@@ -356,6 +366,7 @@ impl Server {
                 Kind::Sse(_) => Step::Consumed(buf.len() - pos),
                 // A held request: later pipelined requests wait their turn.
                 Kind::LongPoll(_) => Step::NeedMore,
+                Kind::Client(_) => self.client_step(key, &mut buf[pos..]),
             };
             match step {
                 Step::NeedMore => break,
@@ -378,6 +389,7 @@ impl Server {
             return;
         };
         match (&c.kind, c.phase) {
+            (Kind::Client(_), _) => self.client_eof(key),
             // The peer finished sending and we owe nothing: done.
             (_, Phase::Lingering) => self.close_now(key, CloseReason::Normal),
             // Half-close after a request: answer what was asked, then close
@@ -419,6 +431,9 @@ impl Server {
         if c.slow {
             self.cut_slow(key);
             return;
+        }
+        if matches!(&c.kind, Kind::Client(cc) if !cc.connected) {
+            return; // the request leaves once the connect completes
         }
         let before = c.out.len();
         match c.out.flush_to(&mut c.stream) {
@@ -503,6 +518,9 @@ impl Server {
         }
         self.leave_everything(key);
         let mut c = self.conns.remove(key);
+        if let Kind::Client(cc) = &c.kind {
+            self.client_closed(cc.delivery);
+        }
         if c.phase != Phase::Active {
             self.closing -= 1;
         }
@@ -538,7 +556,7 @@ impl Server {
                     self.hub.unsubscribe(channel, key, id);
                 }
             }
-            Kind::Http(_) => {}
+            Kind::Http(_) | Kind::Client(_) => {}
         }
     }
 
@@ -600,6 +618,7 @@ impl Server {
                     }
                 }
                 TimerKey::JobDone(job) => self.job_done(job),
+                TimerKey::WebhookRetry(seq) => self.webhook_retry(seq),
                 TimerKey::AcceptRetry => self.accept(),
             }
         }
@@ -627,6 +646,7 @@ impl Server {
                 self.close_now(key, CloseReason::Timeout);
             }
             Wait::Linger => self.close_now(key, CloseReason::Normal),
+            Wait::Client => self.client_timed_out(key),
             Wait::None => {}
         }
     }

@@ -25,6 +25,8 @@ pub enum TimerKey {
     Conn { key: usize, id: u64, slot: Slot },
     /// A job reaches 100%: release its long polls.
     JobDone(u64),
+    /// A webhook delivery's backoff passed: try again.
+    WebhookRetry(u64),
     /// Try `accept` again after the process ran out of file descriptors.
     AcceptRetry,
 }

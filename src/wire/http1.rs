@@ -403,6 +403,121 @@ fn parse_content_length(s: &[u8]) -> Option<u64> {
     })
 }
 
+// ----- the client side: responses in, requests out --------------------------
+//
+// The webhook sender is an HTTP client on the same loop. It writes a request
+// and reads back one response:
+//
+//   status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF   (section 4)
+
+/// A parsed response head, borrowed from the read buffer.
+#[derive(Debug)]
+pub struct ResponseHead<'h, 'b> {
+    pub status: u16,
+    pub headers: &'h [httparse::Header<'b>],
+}
+
+/// Parses a response head from the start of `buf` (at most `max` bytes).
+pub fn parse_response_head<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [httparse::Header<'b>; MAX_HEADERS],
+    max: usize,
+) -> Result<Status<(ResponseHead<'h, 'b>, usize)>, HeadError> {
+    let mut res = httparse::Response::new(headers);
+    match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => match res.code {
+            Some(status) => Ok(Status::Complete((
+                ResponseHead {
+                    status,
+                    headers: res.headers,
+                },
+                n,
+            ))),
+            None => Err(HeadError::Malformed("the status line is incomplete")),
+        },
+        Ok(httparse::Status::Partial) if buf.len() > max => Err(HeadError::HeadersTooLarge),
+        Ok(httparse::Status::Partial) => Ok(Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::HeadersTooLarge),
+        Err(_) => Err(HeadError::Malformed("the response is not HTTP/1.x")),
+    }
+}
+
+/// Where a response body ends: RFC 9112 section 6.3 as it applies to
+/// responses, plus rule 8 (read until the connection closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseBody {
+    /// Rules 1 and 2: no body (1xx, 204, 304, or an answer to HEAD).
+    None,
+    Length(u64),
+    Chunked,
+    /// Rule 8: the body ends when the server closes the connection.
+    UntilClose,
+}
+
+/// Decides how a response's body is framed.
+pub fn response_body(
+    head: &ResponseHead<'_, '_>,
+    request_was_head: bool,
+) -> Result<ResponseBody, FramingError> {
+    // Rule 1: HEAD answers, 1xx, 204 and 304 never have a body.
+    if request_was_head || head.status < 200 || head.status == 204 || head.status == 304 {
+        return Ok(ResponseBody::None);
+    }
+    let values = |name: &'static str| {
+        head.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    // Rule 3: Transfer-Encoding overrides Content-Length; chunked must be
+    // final, or the body runs until close.
+    if let Some(last) = values("transfer-encoding")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim_ows)
+        .filter(|c| !c.is_empty())
+        .last()
+    {
+        return Ok(if last.eq_ignore_ascii_case(b"chunked") {
+            ResponseBody::Chunked
+        } else {
+            ResponseBody::UntilClose
+        });
+    }
+    // Rules 5 and 6.
+    let mut length = None;
+    for part in values("content-length").flat_map(|v| v.split(|&b| b == b',')) {
+        let n = parse_content_length(trim_ows(part))
+            .ok_or(FramingError::Ambiguous("Content-Length is not a number"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(FramingError::Ambiguous(
+                "several different Content-Length values",
+            ));
+        }
+        length = Some(n);
+    }
+    Ok(length.map_or(ResponseBody::UntilClose, ResponseBody::Length))
+}
+
+/// Appends a request head: `METHOD target HTTP/1.1`, `Host`, the given
+/// fields, then the blank line.
+pub fn write_request_head(
+    out: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    host: &str,
+    fields: &[(&str, &[u8])],
+) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_header(out, "Host", host.as_bytes());
+    for (name, value) in fields {
+        write_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The reason phrase we send with each status (RFC 9110 section 15).
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -708,6 +823,74 @@ mod tests {
         write_status_line(&mut out, 404);
         write_header(&mut out, "X", b"a\r\nb");
         assert_eq!(out, b"HTTP/1.1 404 Not Found\r\nX: a  b\r\n");
+    }
+
+    fn response(buf: &[u8], head_req: bool) -> (u16, Result<ResponseBody, FramingError>) {
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match parse_response_head(buf, &mut h, 4096) {
+            Ok(Status::Complete((head, _))) => (head.status, response_body(&head, head_req)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn response_framing() {
+        assert_eq!(
+            response(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", false),
+            (200, Ok(ResponseBody::Length(7)))
+        );
+        assert_eq!(
+            response(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", true).1,
+            Ok(ResponseBody::None)
+        );
+        assert_eq!(
+            response(b"HTTP/1.1 204 No Content\r\n\r\n", false).1,
+            Ok(ResponseBody::None)
+        );
+        assert_eq!(
+            response(b"HTTP/1.0 500 X\r\n\r\n", false),
+            (500, Ok(ResponseBody::UntilClose))
+        );
+        assert_eq!(
+            response(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                false
+            )
+            .1,
+            Ok(ResponseBody::Chunked)
+        );
+        assert!(
+            response(b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", false)
+                .1
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn response_head_partial_and_garbage() {
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        assert!(matches!(
+            parse_response_head(b"HTTP/1.1 200 OK\r\n", &mut h, 4096),
+            Ok(Status::Partial)
+        ));
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        assert!(parse_response_head(b"SSH-2.0-OpenSSH\r\n\r\n", &mut h, 4096).is_err());
+    }
+
+    #[test]
+    fn request_head_for_the_client() {
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            "POST",
+            "/hook",
+            "127.0.0.1:9",
+            &[("Content-Length", b"2")],
+        );
+        assert_eq!(
+            out,
+            b"POST /hook HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Length: 2\r\n\r\n"
+        );
     }
 
     #[test]

@@ -206,7 +206,7 @@ impl Server {
         let mut ctx = Ctx {
             head_only: head.method == "HEAD",
             http10: head.minor_version == 0,
-            keep_alive: head.keep_alive(),
+            keep_alive: head.keep_alive() && !self.draining(),
             cors: None,
         };
         // API.md: with --allow-origin, every request that carries an Origin

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod http;
 pub mod jobs;
 pub mod routes;
+pub mod shutdown;
 pub mod sse;
 pub mod stats;
 pub mod webhooks;

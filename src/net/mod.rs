@@ -100,7 +100,10 @@ impl Handle {
         });
     }
 
-    /// Asks the loop to stop; `Server::run` then returns.
+    /// Asks the loop to shut down gracefully: stop accepting, close
+    /// WebSockets with 1001, end streams and held polls, finish answers in
+    /// flight. `Server::run` returns when all connections are gone or after
+    /// `SHUTDOWN_GRACE`.
     pub fn stop(&self) {
         self.send(Command::Stop);
     }
@@ -128,7 +131,8 @@ pub struct Server {
     scratch: Vec<u8>,
     waker: Arc<Waker>,
     inbox: Arc<Mutex<VecDeque<Command>>>,
-    stopping: bool,
+    /// Set once a graceful shutdown began: the loop ends by then.
+    pub(crate) shutdown_deadline: Option<Instant>,
     /// Connections in the slab whose phase is not `Active`.
     closing: usize,
     /// `Date` header value, rebuilt once per second.
@@ -163,10 +167,15 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             waker,
             inbox: Arc::new(Mutex::new(VecDeque::new())),
-            stopping: false,
+            shutdown_deadline: None,
             closing: 0,
             date: (0, String::new()),
         })
+    }
+
+    /// Stops accepting: the listener leaves the poll and is closed.
+    pub(crate) fn close_listener(&mut self) {
+        let _ = self.poll.registry().deregister(&mut self.listener);
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -184,9 +193,19 @@ impl Server {
     /// Runs the loop until `Handle::stop`.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        while !self.stopping {
+        loop {
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || self.now >= deadline {
+                    log::info!("shut down with {} connections left", self.conns.len());
+                    return Ok(());
+                }
+            }
             self.now = Instant::now();
-            let timeout = self.timers.timeout(self.now);
+            let mut timeout = self.timers.timeout(self.now);
+            if let Some(deadline) = self.shutdown_deadline {
+                let left = deadline.saturating_duration_since(self.now);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 // A signal interrupted the wait: not an error, wait again.
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -219,7 +238,6 @@ impl Server {
             self.fire_timers();
             self.flush_dirty();
         }
-        Ok(())
     }
 
     // ----- accepting -------------------------------------------------------
@@ -674,7 +692,7 @@ impl Server {
                         log::warn!("publish from a handle to {channel:?} refused: {e}");
                     }
                 }
-                Command::Stop => self.stopping = true,
+                Command::Stop => self.begin_shutdown(),
             }
         }
     }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The one test command (README "Test"), and what CI runs through .ci/run.
+#
+# Each stage installs what it needs when it is missing (Python venv for
+# Autobahn, Debian's chromium and tshark, cargo-fuzz), so a clean clone on
+# a fresh machine passes with nothing installed by hand.
+#
+#   bash tests/all.sh            everything
+#   bash tests/all.sh cargo      only the stages named (cargo, autobahn,
+#                                browser, tshark, fuzz)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(cargo autobahn browser tshark fuzz)
+
+passed=0
+failed=0
+failures=()
+run_stage() {
+    local name=$1
+    shift
+    echo
+    echo "=== stage: $name"
+    local start=$SECONDS
+    if "$@"; then
+        echo "--- stage $name: ok ($((SECONDS - start)) s)"
+        passed=$((passed + 1))
+    else
+        echo "--- stage $name: FAILED ($((SECONDS - start)) s)"
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+}
+
+for s in "${stages[@]}"; do
+    case "$s" in
+        # Unit tests (byte vectors, RFC examples) and the integration suites
+        # that drive the real binary over sockets with independent clients.
+        cargo) run_stage cargo cargo test --all-targets ;;
+        # The Autobahn|Testsuite against /echo: every case of sections 1-10.
+        autobahn) run_stage autobahn bash .ci/autobahn.sh ;;
+        # The demo page in headless Chromium.
+        browser) run_stage browser bash tests/browser/run.sh ;;
+        # A chat and an echo session as Wireshark's dissectors see them.
+        tshark) run_stage tshark bash tests/tshark.sh ;;
+        # A short run of every fuzz target.
+        fuzz) run_stage fuzz bash tests/fuzz-smoke.sh ;;
+        *) echo "unknown stage $s (cargo, autobahn, browser, tshark, fuzz)"; exit 2 ;;
+    esac
+done
+
+echo
+[ $failed -gt 0 ] && echo "failed stages: ${failures[*]}"
+echo "stages: $passed passed, $failed failed"
+[ $failed -eq 0 ]

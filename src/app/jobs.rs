@@ -243,8 +243,7 @@ impl Server {
             .is_some_and(|c| c.phase == crate::net::conn::Phase::Active)
         {
             self.set_wait(key, Wait::KeepAlive, Some(self.cfg.idle_timeout));
-            self.process(key);
-            self.on_readable(key);
+            self.resume_later(key);
         }
     }
 }

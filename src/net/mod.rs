@@ -127,6 +127,8 @@ pub struct Server {
     pub(crate) chat: Vec<(usize, u64)>,
     /// Connections that got output during this wake-up.
     dirty: Vec<usize>,
+    /// Connections to process and read again at the end of this wake-up.
+    resume: Vec<usize>,
     next_id: u64,
     scratch: Vec<u8>,
     waker: Arc<Waker>,
@@ -163,6 +165,7 @@ impl Server {
             stats: Stats::default(),
             chat: Vec::new(),
             dirty: Vec::new(),
+            resume: Vec::new(),
             next_id: 1,
             scratch: vec![0; READ_CHUNK],
             waker,
@@ -236,7 +239,11 @@ impl Server {
                 }
             }
             self.fire_timers();
-            self.flush_dirty();
+            // Resuming can queue output, and flushing can resume readers.
+            while !self.resume.is_empty() || !self.dirty.is_empty() {
+                self.run_resumes();
+                self.flush_dirty();
+            }
         }
     }
 
@@ -319,6 +326,12 @@ impl Server {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
+            if self.scratch.is_empty() {
+                // The read buffer is lent out to a connection being processed
+                // further up the stack: come back at the end of this wake-up.
+                self.resume_later(key);
+                return;
+            }
             match c.stream.read(&mut self.scratch) {
                 Ok(0) => {
                     self.on_eof(key);
@@ -329,9 +342,23 @@ impl Server {
                     if lingering {
                         continue; // discard
                     }
-                    let c = &mut self.conns[key];
-                    c.inbuf.extend_from_slice(&self.scratch[..n]);
-                    self.process(key);
+                    if self.conns[key].inbuf.is_empty() {
+                        // The common case: nothing left over from before, so
+                        // parse straight out of the loop's buffer and keep
+                        // only an incomplete tail (no copy, no allocation).
+                        let mut scratch = std::mem::take(&mut self.scratch);
+                        let used = self.process_bytes(key, &mut scratch[..n]);
+                        if let Some(c) = self.conns.get_mut(key) {
+                            if used < n && c.phase == Phase::Active {
+                                c.inbuf.extend_from_slice(&scratch[used..n]);
+                            }
+                        }
+                        self.scratch = scratch;
+                        self.mark_dirty(key);
+                    } else {
+                        self.conns[key].inbuf.extend_from_slice(&self.scratch[..n]);
+                        self.process(key);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -370,14 +397,32 @@ impl Server {
             return;
         };
         let mut buf = std::mem::take(&mut c.inbuf);
+        let used = self.process_bytes(key, &mut buf);
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        buf.drain(..used);
+        if buf.is_empty() && buf.capacity() > 0 {
+            // An idle connection holds no buffer.
+            buf = Vec::new();
+        }
+        c.inbuf = buf;
+        self.mark_dirty(key);
+    }
+
+    /// Runs `buf` through the connection's protocol, unit by unit (request,
+    /// frame, response) until one is incomplete; returns the bytes used.
+    fn process_bytes(&mut self, key: usize, buf: &mut [u8]) -> usize {
         let mut pos = 0;
         loop {
-            let Some(c) = self.conns.get(key) else { return };
+            let Some(c) = self.conns.get(key) else {
+                return buf.len();
+            };
             if c.phase != Phase::Active || pos == buf.len() {
                 break;
             }
             let step = match c.kind {
-                Kind::Http(_) => self.http_step(key, &mut buf, pos),
+                Kind::Http(_) => self.http_step(key, buf, pos),
                 Kind::Ws(_) => self.ws_step(key, &mut buf[pos..]),
                 // An event stream's client has nothing more to say; input is
                 // dropped rather than buffered without bound.
@@ -391,15 +436,22 @@ impl Server {
                 Step::Consumed(n) => pos += n,
             }
         }
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        buf.drain(..pos);
-        if buf.is_empty() && buf.capacity() > READ_CHUNK {
-            buf = Vec::new();
+        pos
+    }
+
+    /// Asks for `key`'s buffered input to be processed and its socket read
+    /// again at the end of this wake-up (after a held request is answered,
+    /// or output drained below the backpressure mark). Deferring keeps
+    /// processing from nesting inside another connection's.
+    pub(crate) fn resume_later(&mut self, key: usize) {
+        self.resume.push(key);
+    }
+
+    fn run_resumes(&mut self) {
+        while let Some(key) = self.resume.pop() {
+            self.process(key);
+            self.on_readable(key);
         }
-        c.inbuf = buf;
-        self.mark_dirty(key);
     }
 
     fn on_eof(&mut self, key: usize) {
@@ -490,8 +542,7 @@ impl Server {
         // an edge we skipped will not be reported again.
         let resumed = before > self.cfg.send_buffer_bytes.max(64 * 1024) && self.may_read(key);
         if resumed {
-            self.process(key);
-            self.on_readable(key);
+            self.resume_later(key);
         }
     }
 

@@ -619,6 +619,70 @@ fn handshake_unknown_path_is_404() {
 }
 
 #[test]
+fn handshake_duplicate_key_or_version_lines_are_refused() {
+    // RFC 6455 section 11.3.1 / 11.3.5: Sec-WebSocket-Key and
+    // Sec-WebSocket-Version MUST NOT appear more than once in a request;
+    // section 4.2.1: a handshake that does not match is answered with an
+    // error (400). Two different keys make the accept value ambiguous, and
+    // two version lines are the list "13, 8" (RFC 9110 section 5.3), which
+    // the server refuses in its one-line form.
+    let server = Server::start(&[]);
+    let two_keys = format!(
+        "GET /echo HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Key: AAECAwQFBgcICQoLDA0ODw==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    );
+    let mut s = server.connect();
+    s.write_all(two_keys.as_bytes()).unwrap();
+    let (head, _) = read_head(&mut s).expect("an answer");
+    assert_eq!(
+        head.status, 400,
+        "two different Sec-WebSocket-Key lines: {head:?}"
+    );
+
+    // the list form in one line is refused ...
+    let (head, _raw) = upgrade(
+        &server,
+        "GET",
+        "/echo",
+        &[("Sec-WebSocket-Version", Some("13, 8"))],
+    );
+    assert!(
+        matches!(head.status, 400 | 426),
+        "version \"13, 8\": {head:?}"
+    );
+    // ... and so must be the same list in two lines
+    let two_versions = format!(
+        "GET /echo HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 8\r\n\r\n",
+        server.addr
+    );
+    let mut s = server.connect();
+    s.write_all(two_versions.as_bytes()).unwrap();
+    let (head, _) = read_head(&mut s).expect("an answer");
+    assert!(
+        matches!(head.status, 400 | 426),
+        "two Sec-WebSocket-Version lines (13, 8): {head:?}"
+    );
+    assert_echo_works(&server);
+}
+
+#[test]
+fn http_1_0_upgrade_is_refused() {
+    // RFC 6455 section 4.2.1: the opening handshake is an HTTP/1.1 (or
+    // higher) GET request
+    let server = Server::start(&[]);
+    let mut s = server.connect();
+    let req = upgrade_request(&server, "GET", "/echo", &[]).replacen("HTTP/1.1", "HTTP/1.0", 1);
+    s.write_all(req.as_bytes()).unwrap();
+    let (head, _) = read_head(&mut s).expect("an answer");
+    assert_ne!(head.status, 101, "HTTP/1.0 request was upgraded: {head:?}");
+    assert!((400..500).contains(&head.status), "{head:?}");
+    assert_echo_works(&server);
+}
+
+#[test]
 fn plain_get_on_echo_is_426() {
     let server = Server::start(&[]);
     let r = server.get("/echo");
@@ -883,6 +947,69 @@ fn chat_binary_message_closes_1003() {
     }
 }
 
+#[test]
+fn chat_fragmented_message_and_failed_member_leaves() {
+    let server = Server::start(&[]);
+    let (mut a, pa) = ws_client(&server, "/");
+    assert_eq!(read_text(&mut a), format!("User{pa} joined"));
+    let mut raw = Raw::open(&server, "/");
+    let pr = raw.s.local_addr().unwrap().port();
+    let (op, data) = raw.read_message();
+    assert_eq!(
+        (op, String::from_utf8(data).unwrap()),
+        (OP_TEXT, format!("User{pr} joined"))
+    );
+    assert_eq!(read_text(&mut a), format!("User{pr} joined"));
+    // one message in two fragments is relayed once, whole
+    raw.send(&frame(false, OP_TEXT, b"Hel"));
+    raw.send(&frame(true, OP_CONT, b"lo"));
+    assert_eq!(read_text(&mut a), format!("User{pr}: Hello"));
+    let (_, data) = raw.read_message();
+    assert_eq!(String::from_utf8(data).unwrap(), format!("User{pr}: Hello"));
+    // invalid UTF-8 from a member: 1007 for it, "left" for the others,
+    // and nothing of the bad message is relayed
+    raw.send(&frame(true, OP_TEXT, BAD_UTF8));
+    raw.expect_fail(&[1007]);
+    assert_eq!(read_text(&mut a), format!("User{pr} left"));
+    // the room still works
+    a.send(Message::Text("anyone?".into())).unwrap();
+    assert_eq!(read_text(&mut a), format!("User{pa}: anyone?"));
+    close_ws(a);
+}
+
+#[test]
+fn many_concurrent_echo_clients() {
+    let server = Server::start(&[]);
+    let addr_url = server.ws_url("/echo");
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let url = addr_url.clone();
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(
+                    url.strip_prefix("ws://")
+                        .unwrap()
+                        .split('/')
+                        .next()
+                        .unwrap(),
+                )
+                .unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let (mut ws, _) =
+                    tungstenite::client::client(url, s).unwrap_or_else(|e| panic!("{e}"));
+                for i in 0..50 {
+                    let m = format!("client {t} message {i} {}", "z".repeat(i * 37));
+                    ws.send(Message::Text(m.clone())).unwrap();
+                    assert_eq!(read_text(&mut ws), m);
+                }
+                close_ws(ws);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Protocol errors: the server fails the connection with the right code
 // ---------------------------------------------------------------------------
@@ -1066,6 +1193,16 @@ fn message_over_limit_is_1009() {
         "MSB-set length: close {code:?}"
     );
     assert_echo_works(&server);
+}
+
+#[test]
+fn failed_connection_is_closed_even_without_close_reply() {
+    let server = Server::start(&[]);
+    let mut raw = Raw::open(&server, "/echo");
+    raw.send(&frame(true, 0x3, b""));
+    assert_eq!(raw.read_close(), Some(1002));
+    // we never answer the close: the server must still end the connection
+    raw.expect_tcp_end();
 }
 
 #[test]
@@ -1309,13 +1446,18 @@ fn stats_count_protocol_closes_and_open_ws() {
     assert_fails(&server, &unmasked_frame(true, OP_TEXT, b"x"), &[1002]);
     assert_fails(&server, &raw_frame(0x80 | 0x40 | OP_TEXT, b"x"), &[1002]);
     assert_fails(&server, &frame(true, OP_TEXT, BAD_UTF8), &[1007]);
+    let mut chat = Raw::open(&server, "/");
+    chat.read_message(); // joined
+    chat.send(&frame(true, OP_BINARY, b"x"));
+    chat.expect_fail(&[1003]);
+    drop(chat); // the server may linger until our FIN; don't keep it waiting
     let got = wait_for(Duration::from_secs(3), || {
         let n = stat(&server, &["closed", "protocol"]);
-        (n >= before + 3).then_some(n)
+        (n >= before + 4).then_some(n)
     });
     assert!(
         got.is_some(),
-        "closed.protocol went from {before} to {}, expected +3",
+        "closed.protocol went from {before} to {}, expected +4 (1002, 1002, 1007, 1003)",
         stat(&server, &["closed", "protocol"])
     );
 

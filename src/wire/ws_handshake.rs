@@ -90,12 +90,20 @@ pub fn validate<'b>(head: &Head<'_, 'b>) -> Result<&'b str, HandshakeError> {
     if !head.has_token("upgrade", "websocket") || !head.has_token("connection", "upgrade") {
         return Err(HandshakeError::NotAnUpgrade);
     }
-    // Item 6: `Sec-WebSocket-Version` "MUST be 13".
-    if head.header("sec-websocket-version") != Some(VERSION) {
+    // Item 6: `Sec-WebSocket-Version` "MUST be 13". Two field lines mean
+    // a list (RFC 9110 section 5.3), as `13, 8` on one line does: either is
+    // not the single version we speak.
+    if head.values("sec-websocket-version").count() != 1
+        || head.header("sec-websocket-version") != Some(VERSION)
+    {
         return Err(HandshakeError::UnsupportedVersion);
     }
     // Item 5: "a base64-encoded value that, when decoded, is 16 bytes in
-    // length". 16 bytes are always 24 characters with `==` padding.
+    // length". 16 bytes are always 24 characters with `==` padding. Section
+    // 11.3.1: the field "MUST NOT appear more than once in an HTTP request".
+    if head.values("sec-websocket-key").count() != 1 {
+        return Err(HandshakeError::BadKey);
+    }
     let key = head
         .header("sec-websocket-key")
         .ok_or(HandshakeError::BadKey)?;
@@ -204,6 +212,23 @@ mod tests {
         assert_eq!(check(&req), Err(HandshakeError::UnsupportedVersion));
         let req = GOOD.replace("Sec-WebSocket-Version: 13\r\n", "");
         assert_eq!(check(&req), Err(HandshakeError::UnsupportedVersion));
+    }
+
+    #[test]
+    fn repeated_key_or_version_lines_are_refused() {
+        let two_keys = GOOD.replace(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAECAwQFBgcICQoLDA0ODw==\r\n",
+        );
+        assert_eq!(check(&two_keys), Err(HandshakeError::BadKey));
+        let two_versions = GOOD.replace(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 8\r\n",
+        );
+        assert_eq!(
+            check(&two_versions),
+            Err(HandshakeError::UnsupportedVersion)
+        );
     }
 
     #[test]

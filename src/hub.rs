@@ -31,6 +31,16 @@ pub struct Channel {
     pub history: VecDeque<Stored>,
     /// (slab key, connection id) of every subscriber, any transport.
     pub subscribers: Vec<(usize, u64)>,
+    /// With a shared backplane (Redis): this mirror matches the shared
+    /// stream. Always true in process.
+    pub synced: bool,
+    /// A sync with the backplane is under way.
+    pub syncing: bool,
+    /// The highest id announced while a sync was under way (a message
+    /// announced then may not be in the sync's answer; if so, sync again).
+    pub seen_while_syncing: u64,
+    /// Requests held until the first sync completes: (slab key, conn id).
+    pub waiting: Vec<(usize, u64)>,
 }
 
 impl Channel {
@@ -96,6 +106,8 @@ pub struct Hub {
     by_name: HashMap<String, usize>,
     history: usize,
     max_channels: usize,
+    /// Channels start unsynced: their state lives in a shared backplane.
+    mirrored: bool,
     pub published: u64,
 }
 
@@ -114,8 +126,27 @@ impl Hub {
             by_name: HashMap::new(),
             history,
             max_channels,
+            mirrored: false,
             published: 0,
         }
+    }
+
+    /// A hub whose channels mirror a shared backplane (see `app::redis`):
+    /// each channel must be synced before it is read.
+    pub fn mirrored(history: usize, max_channels: usize) -> Self {
+        Hub {
+            mirrored: true,
+            ..Hub::new(history, max_channels)
+        }
+    }
+
+    pub fn is_mirrored(&self) -> bool {
+        self.mirrored
+    }
+
+    /// Indices of every channel.
+    pub fn indices(&self) -> std::ops::Range<usize> {
+        0..self.channels.len()
     }
 
     /// The channel's index, creating it on first use.
@@ -132,6 +163,7 @@ impl Hub {
         let i = self.channels.len();
         self.channels.push(Channel {
             name: name.to_string(),
+            synced: !self.mirrored,
             ..Channel::default()
         });
         self.by_name.insert(name.to_string(), i);
@@ -163,14 +195,50 @@ impl Hub {
             id: c.last_id,
             data,
         };
+        self.keep(ch, &m);
+        self.published += 1;
+        m
+    }
+
+    fn keep(&mut self, ch: usize, m: &Stored) {
+        let c = &mut self.channels[ch];
         if self.history > 0 {
             if c.history.len() >= self.history {
                 c.history.pop_front();
             }
             c.history.push_back(m.clone());
         }
+    }
+
+    /// A message the backplane announced with its id: appended if it is
+    /// the next one. `None` when it is old (a duplicate) or leaves a gap
+    /// (something was missed: the caller syncs).
+    pub fn append_with_id(&mut self, ch: usize, id: u64, data: Arc<str>) -> Option<Stored> {
+        if id != self.channels[ch].last_id + 1 {
+            return None;
+        }
+        self.channels[ch].last_id = id;
+        let m = Stored { id, data };
+        self.keep(ch, &m);
         self.published += 1;
-        m
+        Some(m)
+    }
+
+    /// Replaces the mirror with the backplane's state (`last_id` and the
+    /// kept messages, oldest first); returns the messages newer than what
+    /// the mirror had, for delivery.
+    pub fn sync_from(&mut self, ch: usize, last_id: u64, log: Vec<Stored>) -> Vec<Stored> {
+        let before = self.channels[ch].last_id;
+        let fresh: Vec<Stored> = log.iter().filter(|m| m.id > before).cloned().collect();
+        let c = &mut self.channels[ch];
+        let skip = log.len().saturating_sub(self.history);
+        c.history = log.into_iter().skip(skip).collect();
+        c.last_id = before
+            .max(last_id)
+            .max(c.history.back().map_or(0, |m| m.id));
+        c.synced = true;
+        self.published += fresh.len() as u64;
+        fresh
     }
 
     pub fn subscribe(&mut self, ch: usize, key: usize, id: u64) {
@@ -266,6 +334,32 @@ mod tests {
         assert_eq!(h.channel("a"), Ok(0));
         assert_eq!(h.channel("a"), Ok(0));
         assert_eq!(h.channel("b"), Err(HubError::Full));
+    }
+
+    #[test]
+    fn mirror_appends_only_the_next_id() {
+        let mut h = Hub::mirrored(3, 10);
+        let ch = h.channel("news").unwrap();
+        assert!(!h.get(ch).synced);
+        assert!(h.append_with_id(ch, 1, Arc::from("a")).is_some());
+        assert!(
+            h.append_with_id(ch, 1, Arc::from("a")).is_none(),
+            "duplicate"
+        );
+        assert!(h.append_with_id(ch, 3, Arc::from("c")).is_none(), "gap");
+        let log = (1..=5)
+            .map(|id| Stored {
+                id,
+                data: Arc::from(format!("m{id}")),
+            })
+            .collect();
+        let fresh = h.sync_from(ch, 5, log);
+        assert_eq!(fresh.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 3, 4, 5]);
+        let c = h.get(ch);
+        assert_eq!(
+            (c.last_id, c.synced, c.history.len(), c.oldest()),
+            (5, true, 3, 3)
+        );
     }
 
     #[test]

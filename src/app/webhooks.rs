@@ -599,7 +599,9 @@ impl Server {
             event: d.event,
             attempt,
             status: (status != 0).then_some(status),
-            error: outcome.err(),
+            // API.md: `error` is a sentence only when no answer came; an
+            // answer's status says what happened.
+            error: if status != 0 { None } else { outcome.err() },
             at_ms: date::unix_millis_now(),
             is_final,
         };

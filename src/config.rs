@@ -28,6 +28,8 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     pub webhook_allow: Vec<String>,
     pub trace: bool,
+    /// `--redis`: the backplane shared by several nodes.
+    pub redis: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             allow_origins: Vec::new(),
             webhook_allow: Vec::new(),
             trace: false,
+            redis: None,
         }
     }
 }
@@ -147,6 +150,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "HOST[:PORT]",
         "allowed webhook host besides loopback (repeatable)",
     ),
+    (
+        "--redis",
+        "redis://HOST:PORT",
+        "share channels with other nodes through Redis (HOST: an IP or localhost)",
+    ),
     ("--trace", "", "narrate every protocol unit on stderr"),
     ("--help", "", "print this help"),
 ];
@@ -173,6 +181,7 @@ pub fn help_text() -> String {
             "--allow-origin" => "none: any origin".into(),
             "--webhook-allow" => "none: loopback only".into(),
             "--trace" => "off".into(),
+            "--redis" => "none: channels stay in this process".into(),
             _ => String::new(),
         }
     };
@@ -246,6 +255,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
             "--max-deliveries" => c.max_deliveries = (num()? as usize).max(1),
             "--allow-origin" => c.allow_origins.push(value),
             "--webhook-allow" => c.webhook_allow.push(value),
+            "--redis" => {
+                c.redis = Some(crate::app::redis::parse_redis_url(&value).map_err(ArgError)?)
+            }
             _ => return Err(ArgError(format!("unknown flag {arg:?}; see --help"))),
         }
     }

@@ -170,6 +170,11 @@ impl Hub {
         Ok(i)
     }
 
+    /// The channel's index if it exists (never creates it).
+    pub fn lookup(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
     pub fn get(&self, ch: usize) -> &Channel {
         &self.channels[ch]
     }

@@ -82,6 +82,19 @@ pub fn sent_frame(s: &Server, key: usize, op: u8, payload: &[u8]) {
     }
 }
 
+/// Frames we send that are already encoded (a broadcast, a replay): each
+/// header decoded again, so the trace shows exactly what leaves.
+pub fn encoded_frames(s: &Server, key: usize, mut bytes: &[u8]) {
+    if !s.cfg.trace {
+        return;
+    }
+    while let Ok(crate::wire::Status::Complete((h, n))) = ws_frame::parse_header(bytes) {
+        let end = (n as u64 + h.payload_len).min(bytes.len() as u64) as usize;
+        frame(s, key, "<-", &h, &bytes[n..end]);
+        bytes = &bytes[end..];
+    }
+}
+
 /// An SSE event or comment we send, with its lines joined by `\n`.
 pub fn sse(s: &Server, key: usize, bytes: &[u8]) {
     if s.cfg.trace {

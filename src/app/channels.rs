@@ -40,9 +40,25 @@ impl Server {
         if text.is_empty() {
             return self.respond_error(key, ctx, 400, "a message must not be empty");
         }
-        match self.publish_str(name, text) {
-            Ok(id) => self.respond_json(key, ctx, 201, &format!("{{\"id\":{id}}}")),
-            Err(e) => self.hub_error(key, ctx, e),
+        let ch = match self.hub.channel(name) {
+            Ok(ch) => ch,
+            Err(e) => return self.hub_error(key, ctx, e),
+        };
+        if self.redis.is_none() {
+            let id = self.publish_local(ch, text);
+            return self.respond_json(key, ctx, 201, &format!("{{\"id\":{id}}}"));
+        }
+        // With Redis, the id comes from Redis: hold the request until the
+        // reply (`app::redis`).
+        let waiter = Some((key, self.conns[key].id));
+        match self.redis_publish(ch, text, waiter) {
+            Ok(()) => self.hold_publish(key, ctx),
+            Err(()) => self.respond_error(
+                key,
+                ctx,
+                503,
+                "the backplane (Redis) is unreachable; the message was not published",
+            ),
         }
     }
 
@@ -53,16 +69,36 @@ impl Server {
         }
     }
 
-    /// Publishes to a channel by name (also the embedding API's path).
-    pub(crate) fn publish_str(&mut self, name: &str, data: &str) -> Result<u64, HubError> {
-        let ch = self.hub.channel(name)?;
-        Ok(self.publish(ch, data))
+    /// Publishes to a channel by name (the embedding API's path). With
+    /// Redis the message is sent there and delivered when it comes back.
+    pub(crate) fn publish_str(&mut self, name: &str, data: &str) -> Result<(), String> {
+        let ch = self.hub.channel(name).map_err(|e| e.to_string())?;
+        self.publish(ch, data)
     }
 
-    /// Appends a message and delivers it to every subscriber. Each
-    /// transport's encoding is made once, only if someone needs it.
-    pub(crate) fn publish(&mut self, ch: usize, data: &str) -> u64 {
+    /// Publishes from a source that needs no id back (a WebSocket client,
+    /// the embedding handle).
+    pub(crate) fn publish(&mut self, ch: usize, data: &str) -> Result<(), String> {
+        if self.redis.is_none() {
+            self.publish_local(ch, data);
+            return Ok(());
+        }
+        self.redis_publish(ch, data, None)
+            .map_err(|()| "the backplane (Redis) is unreachable".to_string())
+    }
+
+    /// In process: the next id, history, delivery, all at once.
+    fn publish_local(&mut self, ch: usize, data: &str) -> u64 {
         let m = self.hub.append(ch, Arc::from(data));
+        let id = m.id;
+        self.deliver(ch, m);
+        id
+    }
+
+    /// Delivers a message that has its id to every local subscriber. Each
+    /// transport's encoding is made once, only if someone needs it.
+    pub(crate) fn deliver(&mut self, ch: usize, m: Stored) {
+        let data: &str = &m.data.clone();
         let subs = std::mem::take(&mut self.hub.get_mut(ch).subscribers);
         let mut keep = Vec::with_capacity(subs.len());
         let mut polls = Vec::new();
@@ -76,7 +112,7 @@ impl Server {
                     let frame = ws
                         .get_or_insert_with(|| ws_message_frame(&m).into())
                         .clone();
-                    crate::trace::event(self, key, &format!("deliver id {} as a text frame", m.id));
+                    crate::trace::encoded_frames(self, key, &frame);
                     self.send_shared(key, &frame);
                     keep.push((key, id));
                 }
@@ -89,7 +125,7 @@ impl Server {
                     keep.push((key, id));
                 }
                 Kind::LongPoll(_) => polls.push(key),
-                Kind::Http(_) | Kind::Client(_) => {}
+                Kind::Http(_) | Kind::Client(_) | Kind::Redis(_) => {}
             }
         }
         // Nothing above can subscribe anyone, so `keep` is the whole list.
@@ -102,7 +138,6 @@ impl Server {
             let name = self.hub.get(ch).name.clone();
             self.webhooks_message(&name, m.id, data);
         }
-        m.id
     }
 
     // ----- long polling ----------------------------------------------------
@@ -142,6 +177,9 @@ impl Server {
             Ok(ch) => ch,
             Err(e) => return self.hub_error(key, ctx, e),
         };
+        if !self.channel_ready(key, ctx, ch) {
+            return;
+        }
         // Without `after`: only what is published from now on.
         let cursor = after.unwrap_or(self.hub.get(ch).last_id);
         let c = self.hub.get(ch);
@@ -220,6 +258,9 @@ impl Server {
             Ok(ch) => ch,
             Err(e) => return self.hub_error(key, ctx, e),
         };
+        if !self.channel_ready(key, ctx, ch) {
+            return;
+        }
         if !self.start_event_stream(key, ctx, SseSource::Channel(ch)) {
             return;
         }
@@ -264,6 +305,9 @@ impl Server {
             Ok(ch) => ch,
             Err(e) => return self.hub_error(key, ctx, e),
         };
+        if !self.channel_ready(key, ctx, ch) {
+            return;
+        }
         if !self.upgrade(key, ctx, head, WsRole::Channel(ch)) {
             return;
         }
@@ -281,6 +325,7 @@ impl Server {
             for m in c.history.range(r.start..) {
                 frames.extend_from_slice(&ws_message_frame(m));
             }
+            crate::trace::encoded_frames(self, key, &frames);
             if let Some(c) = self.conns.get_mut(key) {
                 c.out.push_bytes(&frames);
             }
@@ -291,9 +336,15 @@ impl Server {
 
     /// A text message from a channel's WebSocket is published to it (the
     /// sender receives it too). An empty message is not published.
-    pub(crate) fn ws_publish(&mut self, _key: usize, ch: usize, text: &str) {
-        if !text.is_empty() {
-            self.publish(ch, text);
+    pub(crate) fn ws_publish(&mut self, key: usize, ch: usize, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if let Err(e) = self.publish(ch, text) {
+            // No request to answer 503 to: the client is told in a frame.
+            crate::trace::event(self, key, &format!("publish refused: {e}"));
+            let body = super::http::error_body(&e);
+            self.ws_send(key, crate::wire::ws_frame::opcode::TEXT, body.as_bytes());
         }
     }
 }

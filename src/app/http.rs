@@ -129,6 +129,11 @@ impl Server {
             st.continue_sent = false;
         }
         self.dispatch(key, &head, &body);
+        if std::mem::take(&mut self.defer_request) {
+            // Held for the backplane: the request stays in the buffer and
+            // runs again once its channel is synced.
+            return Step::NeedMore;
+        }
         // Back to waiting for the next request, unless the connection became
         // something else (a WebSocket, a stream, a held poll) or is closing.
         if let Some(c) = self.conns.get(key) {
@@ -272,8 +277,8 @@ impl Server {
             }
             Route::Webhooks if head.method == "POST" => self.webhook_register(key, ctx, body),
             Route::Webhooks => self.webhook_list(key, ctx),
-            Route::Webhook(id) => self.webhook_delete(key, ctx, id),
-            Route::WebhookDeliveries(id) => self.webhook_deliveries(key, ctx, id),
+            Route::Webhook(id) => self.webhook_delete(key, ctx, &id),
+            Route::WebhookDeliveries(id) => self.webhook_deliveries(key, ctx, &id),
             Route::WebhookReceiver if head.method == "POST" => {
                 self.receiver_post(key, ctx, head, body)
             }

@@ -211,6 +211,17 @@ impl Server {
                 on: ParkedOn::Channel { .. },
                 ..
             }) => self.channel_poll_expired(key),
+            Kind::LongPoll(Parked {
+                on: ParkedOn::Publish,
+                ..
+            }) => self.unpark(key, |s, key, ctx| {
+                s.respond_error(
+                    key,
+                    ctx,
+                    503,
+                    "the backplane (Redis) did not answer in time",
+                )
+            }),
             _ => {}
         }
     }

@@ -6,6 +6,7 @@ pub mod channels;
 pub mod chat;
 pub mod http;
 pub mod jobs;
+pub mod redis;
 pub mod routes;
 pub mod shutdown;
 pub mod sse;

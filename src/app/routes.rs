@@ -18,8 +18,8 @@ pub enum Route<'a> {
     Sse,
     Echo,
     Webhooks,
-    Webhook(&'a str),
-    WebhookDeliveries(&'a str),
+    Webhook(Cow<'a, str>),
+    WebhookDeliveries(Cow<'a, str>),
     WebhookReceiver,
     Stats,
 }
@@ -90,15 +90,23 @@ pub fn resolve(path: &str) -> Result<Route<'_>, RouteError> {
                     };
                     Route::Channel(channel_name(seg)?, op)
                 }
-                (Some("webhooks"), Some(id), None, None) if !id.is_empty() => Route::Webhook(id),
+                (Some("webhooks"), Some(id), None, None) if !id.is_empty() => {
+                    Route::Webhook(decoded(id)?)
+                }
                 (Some("webhooks"), Some(id), Some("deliveries"), None) if !id.is_empty() => {
-                    Route::WebhookDeliveries(id)
+                    Route::WebhookDeliveries(decoded(id)?)
                 }
                 _ => return Err(RouteError::NotFound),
             }
         }
     };
     Ok(route)
+}
+
+/// A percent-decoded path segment (`wh%3A1` is `wh:1`).
+fn decoded(seg: &str) -> Result<Cow<'_, str>, RouteError> {
+    percent_decode(seg, false)
+        .map_err(|_| RouteError::BadSegment("the path is not valid percent-encoding"))
 }
 
 /// API.md section 2: the name must match `[A-Za-z0-9_.-]{1,64}` after
@@ -158,10 +166,14 @@ mod tests {
 
     #[test]
     fn webhook_paths() {
-        assert_eq!(resolve("/webhooks/wh:1"), Ok(Route::Webhook("wh:1")));
+        assert_eq!(resolve("/webhooks/wh:1"), Ok(Route::Webhook("wh:1".into())));
+        assert_eq!(
+            resolve("/webhooks/wh%3A1"),
+            Ok(Route::Webhook("wh:1".into()))
+        );
         assert_eq!(
             resolve("/webhooks/wh:1/deliveries"),
-            Ok(Route::WebhookDeliveries("wh:1"))
+            Ok(Route::WebhookDeliveries("wh:1".into()))
         );
     }
 

@@ -52,7 +52,7 @@ impl Server {
                 }
                 // A request in progress: answered with Connection: close
                 // (see `draining` in app::http).
-                Kind::Http(_) | Kind::Client(_) => {}
+                Kind::Http(_) | Kind::Client(_) | Kind::Redis(_) => {}
             }
         }
     }

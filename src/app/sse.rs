@@ -54,14 +54,15 @@ impl Server {
         let Some(c) = self.conns.get_mut(key) else {
             return false;
         };
-        let mut out = c.out.owned_tail();
-        sse::write_retry(&mut out, RETRY_MS);
-        drop(out);
+        let mut retry = Vec::with_capacity(16);
+        sse::write_retry(&mut retry, RETRY_MS);
+        c.out.push_bytes(&retry);
         let beat = match source {
             SseSource::Clock { interval } => interval,
             SseSource::Channel(_) => self.cfg.sse_heartbeat,
         };
         c.kind = Kind::Sse(SseStream { source });
+        crate::trace::sse(self, key, &retry);
         // A stream stays open as long as the client wants it: no idle
         // timeout (API.md section 3); heartbeats detect dead peers.
         self.set_wait(key, Wait::None, None);

@@ -33,6 +33,7 @@ impl Server {
                 Kind::Sse(_) => sse += 1,
                 Kind::Ws(_) => ws += 1,
                 Kind::Client(_) => webhook += 1,
+                Kind::Redis(_) => {}
             }
         }
         let s = &self.stats;
@@ -41,7 +42,7 @@ impl Server {
              \"accepted\":{}}},\"requests\":{},\"messages\":{{\"published\":{},\"delivered\":{}}},\
              \"bytes\":{{\"in\":{},\"out\":{}}},\
              \"closed\":{{\"timeout\":{},\"limit\":{},\"protocol\":{},\"slow\":{}}},\
-             \"channels\":{},\"jobs\":{},\"timers\":{}}}",
+             \"channels\":{},\"jobs\":{},\"timers\":{},\"backplane\":{}}}",
             s.accepted,
             s.requests,
             self.hub.published,
@@ -55,6 +56,7 @@ impl Server {
             self.hub.len(),
             self.jobs.len(),
             self.timers.len(),
+            self.backplane_json(),
         )
     }
 }

@@ -19,7 +19,6 @@
 //! literal or localhost (no DNS), and the 10 s limit is a loop deadline.
 
 use std::fmt::Write as _;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -256,7 +255,7 @@ impl Server {
             .into_bytes()
             .into();
         for h in hooks {
-            self.deliver(h, "job.done", body.clone());
+            self.webhook_deliver(h, "job.done", body.clone());
         }
     }
 
@@ -278,11 +277,11 @@ impl Server {
         body.push('}');
         let body: Arc<[u8]> = body.into_bytes().into();
         for h in hooks {
-            self.deliver(h, "message", body.clone());
+            self.webhook_deliver(h, "message", body.clone());
         }
     }
 
-    fn deliver(&mut self, hook: u64, event: &'static str, body: Arc<[u8]>) {
+    fn webhook_deliver(&mut self, hook: u64, event: &'static str, body: Arc<[u8]>) {
         let seq = self.webhooks.new_delivery(hook, event, body);
         // A bounded queue: beyond it the delivery fails at once, recorded,
         // rather than memory growing without limit.
@@ -406,13 +405,9 @@ impl Server {
             return;
         };
         if !cc.connected {
-            if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
-                return self.client_failed(key, format!("connect failed: {e}"));
-            }
-            match c.stream.peer_addr() {
-                Ok(_) => cc.connected = true,
-                // Not yet: a spurious wake-up.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+            match crate::net::connect_outcome(&c.stream) {
+                Ok(true) => cc.connected = true,
+                Ok(false) => return,
                 Err(e) => return self.client_failed(key, format!("connect failed: {e}")),
             }
             crate::trace::event(self, key, "webhook connection established");

@@ -131,6 +131,11 @@ impl Server {
                             Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b,
                             Message::Close(_) => &[],
                         };
+                        let mut close = Vec::new();
+                        if let Message::Close(Some((code, reason))) = &msg {
+                            ws_close::write(&mut close, *code, reason);
+                        }
+                        let payload = if close.is_empty() { payload } else { &close };
                         crate::trace::frame(self, key, "->", &h, payload);
                     }
                 }
@@ -175,7 +180,9 @@ impl Server {
                         key,
                         ws_close::UNSUPPORTED_DATA,
                         "binary messages are not accepted here",
-                        false,
+                        // Not a protocol failure: a normal close, so the
+                        // peer's close is awaited (section 7.1.2).
+                        true,
                     )
                 }
             },

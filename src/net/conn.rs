@@ -70,6 +70,9 @@ pub enum Wait {
     Linger,
     /// A webhook attempt's time is up.
     Client,
+    /// Redis did not answer in time (a Redis connection), or a request
+    /// held for a channel sync waited too long (503).
+    Backplane,
     /// No deadline applies (event streams, open WebSockets).
     None,
 }
@@ -83,6 +86,22 @@ pub enum Kind {
     Ws(WsSession),
     /// An outgoing webhook delivery (we are the client).
     Client(ClientConn),
+    /// One of the two connections to the Redis backplane.
+    Redis(RedisConn),
+}
+
+pub struct RedisConn {
+    pub role: RedisRole,
+    /// The non-blocking connect completed.
+    pub connected: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisRole {
+    /// Commands and their replies, in order.
+    Commands,
+    /// SUBSCRIBE mode: announcements of new messages.
+    Subscriber,
 }
 
 /// A webhook attempt on the wire.
@@ -137,7 +156,12 @@ pub struct Parked {
 /// What a long poll waits for.
 pub enum ParkedOn {
     Job(u64),
-    Channel { channel: usize, after: u64 },
+    /// A publish waiting for the backplane to assign its id.
+    Publish,
+    Channel {
+        channel: usize,
+        after: u64,
+    },
 }
 
 /// An open `text/event-stream` response.
@@ -181,6 +205,7 @@ impl Kind {
             Kind::Sse(_) => "sse",
             Kind::Ws(_) => "ws",
             Kind::Client(_) => "webhook",
+            Kind::Redis(_) => "redis",
         }
     }
 }

@@ -123,6 +123,11 @@ pub struct Server {
     pub(crate) jobs: Jobs,
     pub(crate) hub: Hub,
     pub(crate) webhooks: crate::webhooks::Webhooks,
+    /// The Redis backplane (`--redis`), if any.
+    pub(crate) redis: Option<crate::app::redis::Redis>,
+    /// Set by a handler that must wait (a channel being synced with the
+    /// backplane): the request stays unconsumed and runs again later.
+    pub(crate) defer_request: bool,
     /// Chat members (slab key, connection id), in join order.
     pub(crate) chat: Vec<(usize, u64)>,
     /// Connections that got output during this wake-up.
@@ -158,7 +163,12 @@ impl Server {
             conns: Slab::new(),
             timers: Timers::new(),
             jobs: Jobs::new(cfg.max_jobs),
-            hub: Hub::new(cfg.history, cfg.max_channels),
+            hub: match cfg.redis {
+                Some(_) => Hub::mirrored(cfg.history, cfg.max_channels),
+                None => Hub::new(cfg.history, cfg.max_channels),
+            },
+            redis: cfg.redis.map(crate::app::redis::Redis::new),
+            defer_request: false,
             webhooks: crate::webhooks::Webhooks::new(),
             cfg,
             now: Instant::now(),
@@ -195,6 +205,7 @@ impl Server {
 
     /// Runs the loop until `Handle::stop`.
     pub fn run(mut self) -> io::Result<()> {
+        self.redis_connect();
         let mut events = Events::with_capacity(1024);
         loop {
             if let Some(deadline) = self.shutdown_deadline {
@@ -226,6 +237,7 @@ impl Server {
                         if ev.is_writable() {
                             match self.conns.get(key).map(|c| &c.kind) {
                                 Some(Kind::Client(_)) => self.client_writable(key),
+                                Some(Kind::Redis(_)) => self.redis_writable(key),
                                 _ => self.flush(key),
                             }
                         }
@@ -430,6 +442,7 @@ impl Server {
                 // A held request: later pipelined requests wait their turn.
                 Kind::LongPoll(_) => Step::NeedMore,
                 Kind::Client(_) => self.client_step(key, &mut buf[pos..]),
+                Kind::Redis(_) => self.redis_step(key, &mut buf[pos..]),
             };
             match step {
                 Step::NeedMore => break,
@@ -460,6 +473,7 @@ impl Server {
         };
         match (&c.kind, c.phase) {
             (Kind::Client(_), _) => self.client_eof(key),
+            (Kind::Redis(_), _) => self.redis_down("Redis closed the connection"),
             // The peer finished sending and we owe nothing: done.
             (_, Phase::Lingering) => self.close_now(key, CloseReason::Normal),
             // Half-close after a request: answer what was asked, then close
@@ -502,7 +516,12 @@ impl Server {
             self.cut_slow(key);
             return;
         }
-        if matches!(&c.kind, Kind::Client(cc) if !cc.connected) {
+        let connecting = match &c.kind {
+            Kind::Client(cc) => !cc.connected,
+            Kind::Redis(rc) => !rc.connected,
+            _ => false,
+        };
+        if connecting {
             return; // the request leaves once the connect completes
         }
         let before = c.out.len();
@@ -587,8 +606,10 @@ impl Server {
         }
         self.leave_everything(key);
         let mut c = self.conns.remove(key);
-        if let Kind::Client(cc) = &c.kind {
-            self.client_closed(cc.delivery);
+        match &c.kind {
+            Kind::Client(cc) => self.client_closed(cc.delivery),
+            Kind::Redis(_) => self.redis_down("the connection to Redis failed"),
+            _ => {}
         }
         if c.phase != Phase::Active {
             self.closing -= 1;
@@ -625,7 +646,7 @@ impl Server {
                     self.hub.unsubscribe(channel, key, id);
                 }
             }
-            Kind::Http(_) | Kind::Client(_) => {}
+            Kind::Http(_) | Kind::Client(_) | Kind::Redis(_) => {}
         }
     }
 
@@ -688,6 +709,7 @@ impl Server {
                 }
                 TimerKey::JobDone(job) => self.job_done(job),
                 TimerKey::WebhookRetry(seq) => self.webhook_retry(seq),
+                TimerKey::RedisReconnect => self.redis_connect(),
                 TimerKey::AcceptRetry => self.accept(),
             }
         }
@@ -716,6 +738,7 @@ impl Server {
             }
             Wait::Linger => self.close_now(key, CloseReason::Normal),
             Wait::Client => self.client_timed_out(key),
+            Wait::Backplane => self.backplane_deadline(key),
             Wait::None => {}
         }
     }
@@ -755,6 +778,19 @@ impl Server {
         if self.date.0 != secs || self.date.1.is_empty() {
             self.date = (secs, crate::wire::date::imf_fixdate(secs));
         }
+    }
+}
+
+/// Has a non-blocking connect finished? `Ok(false)`: not yet (a spurious
+/// wake-up); `Err`: it failed.
+pub(crate) fn connect_outcome(stream: &mio::net::TcpStream) -> io::Result<bool> {
+    if let Ok(Some(e)) | Err(e) = stream.take_error() {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -27,6 +27,8 @@ pub enum TimerKey {
     JobDone(u64),
     /// A webhook delivery's backoff passed: try again.
     WebhookRetry(u64),
+    /// Connect to Redis again.
+    RedisReconnect,
     /// Try `accept` again after the process ran out of file descriptors.
     AcceptRetry,
 }

@@ -27,6 +27,7 @@ pub mod hmac;
 pub mod http1;
 pub mod json;
 pub mod query;
+pub mod resp;
 pub mod sse;
 pub mod url;
 pub mod utf8;

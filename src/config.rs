@@ -60,7 +60,7 @@ impl Default for Config {
 /// What `parse_args` decided.
 #[derive(Debug)]
 pub enum Cli {
-    Run(Config),
+    Run(Box<Config>),
     Help,
 }
 
@@ -264,7 +264,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
     if c.ws_ping.is_zero() || c.sse_heartbeat.is_zero() {
         return Err(ArgError("intervals must be at least 1 ms".into()));
     }
-    Ok(Cli::Run(c))
+    Ok(Cli::Run(Box::new(c)))
 }
 
 #[cfg(test)]

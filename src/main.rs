@@ -9,7 +9,7 @@ use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
     let cfg = match parse_args(std::env::args().skip(1)) {
-        Ok(Cli::Run(cfg)) => cfg,
+        Ok(Cli::Run(cfg)) => *cfg,
         Ok(Cli::Help) => {
             print!("{}", help_text());
             return ExitCode::SUCCESS;

@@ -102,7 +102,9 @@ impl Server {
         let subs = std::mem::take(&mut self.hub.get_mut(ch).subscribers);
         let mut keep = Vec::with_capacity(subs.len());
         let mut polls = Vec::new();
-        let (mut ws, mut ev): (Option<Arc<[u8]>>, Option<Arc<[u8]>>) = (None, None);
+        // Each transport's encoding, made on first need and then shared.
+        let mut ws: Option<Arc<[u8]>> = None;
+        let mut ev: Option<Arc<[u8]>> = None;
         for (key, id) in subs {
             let Some(c) = self.conns.get(key).filter(|c| c.id == id) else {
                 continue;

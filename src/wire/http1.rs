@@ -474,8 +474,7 @@ pub fn response_body(
     if let Some(last) = values("transfer-encoding")
         .flat_map(|v| v.split(|&b| b == b','))
         .map(trim_ows)
-        .filter(|c| !c.is_empty())
-        .last()
+        .rfind(|c| !c.is_empty())
     {
         return Ok(if last.eq_ignore_ascii_case(b"chunked") {
             ResponseBody::Chunked

@@ -460,6 +460,10 @@ impl Bench {
                             ));
                         }
                         setup_secs = now_i.duration_since(t0).as_secs_f64();
+                        if self.ctx.ready == 0 {
+                            let why = self.ctx.errors.first().map_or("", |e| e.0.as_str());
+                            return Err(format!("no connection could be set up: {why}"));
+                        }
                         self.ctx.phase = Phase::Warmup;
                         self.ctx.win_start = self.ctx.now + self.o.warmup.as_nanos() as u64;
                         self.ctx.win_end = self.ctx.win_start + self.o.duration.as_nanos() as u64;

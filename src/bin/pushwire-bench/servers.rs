@@ -116,7 +116,15 @@ pub fn serve(o: &Opts) -> Result<(), String> {
             } else {
                 Ok(())
             };
-            let ok = ok.and_then(|()| serve_reads(c, &poll, &mut scratch, &mut out, canned.then_some(&canned_bytes[..])));
+            let ok = ok.and_then(|()| {
+                serve_reads(
+                    c,
+                    &poll,
+                    &mut scratch,
+                    &mut out,
+                    canned.then_some(&canned_bytes[..]),
+                )
+            });
             if ok.is_err() {
                 let mut c = conns.remove(key);
                 let _ = poll.registry().deregister(&mut c.stream);

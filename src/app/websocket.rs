@@ -102,14 +102,14 @@ impl Server {
         // For the trace: the header of the frame that starts here, if any.
         let header = match self.cfg.trace && reader.at_frame_start() {
             true => match ws_frame::parse_header(buf) {
-                Ok(crate::wire::Status::Complete((h, _))) => Some(h),
+                Ok(crate::wire::Status::Complete(x)) => Some(x),
                 _ => None,
             },
             false => None,
         };
         let step = match reader.poll(buf) {
             Err(e) => {
-                if let Some(h) = header {
+                if let Some((h, _)) = header {
                     crate::trace::frame(self, key, "->", &h, &[]);
                 }
                 crate::trace::event(self, key, &format!("protocol error: {e}"));
@@ -118,14 +118,16 @@ impl Server {
             }
             Ok(Progress::NeedMore) => Step::NeedMore,
             Ok(Progress::Consumed(n)) => {
-                if let Some(h) = header {
-                    crate::trace::frame(self, key, "->", &h, &[]);
+                // A fragment, or the start of a frame still arriving: show
+                // the payload bytes that came with it (unmasked in place).
+                if let Some((h, hl)) = header {
+                    crate::trace::frame(self, key, "->", &h, buf.get(hl..n).unwrap_or(&[]));
                 }
                 Step::Consumed(n)
             }
             Ok(Progress::Message(n, msg)) => {
                 if self.cfg.trace {
-                    if let Some(h) = header {
+                    if let Some((h, _)) = header {
                         let payload: &[u8] = match &msg {
                             Message::Text(t) => t.as_bytes(),
                             Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b,

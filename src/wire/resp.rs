@@ -45,14 +45,14 @@
 //! Redis itself uses when it answers a RESP2 client, so [`Value`] stays the
 //! RESP2 model:
 //!
-//! | RESP3                   | wire            | read as                         |
-//! |-------------------------|-----------------|---------------------------------|
-//! | null                    | `_\r\n`         | `Value::Null`                   |
-//! | boolean                 | `#t\r\n` `#f\r\n` | `Value::Integer(1)` / `(0)`   |
-//! | double                  | `,1.23\r\n`     | `Value::Bulk(b"1.23")` (the text) |
-//! | map of N pairs          | `%N\r\n` ...    | `Value::Array` of 2N: k1 v1 k2 v2 ... |
-//! | set                     | `~N\r\n` ...    | `Value::Array`                  |
-//! | push                    | `>N\r\n` ...    | `Value::Array`                  |
+//! | RESP3          | wire              | read as                               |
+//! |----------------|-------------------|---------------------------------------|
+//! | null           | `_\r\n`           | `Value::Null`                         |
+//! | boolean        | `#t\r\n` `#f\r\n` | `Value::Integer(1)` / `(0)`           |
+//! | double         | `,1.23\r\n`       | `Value::Bulk(b"1.23")`, the text      |
+//! | map of N pairs | `%N\r\n` ...      | `Value::Array` of 2N: k1 v1 k2 v2 ... |
+//! | set            | `~N\r\n` ...      | `Value::Array`                        |
+//! | push           | `>N\r\n` ...      | `Value::Array`                        |
 //!
 //! **Not implemented** (they are [`RespError::BadType`]): big numbers `(`,
 //! bulk errors `!`, verbatim strings `=`, attributes `|`, and inline commands

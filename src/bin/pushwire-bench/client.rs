@@ -460,6 +460,10 @@ impl Bench {
                             ));
                         }
                         setup_secs = now_i.duration_since(t0).as_secs_f64();
+                        if fanout && self.publisher.is_none() {
+                            let why = self.ctx.errors.first().map_or("", |e| e.0.as_str());
+                            return Err(format!("the publisher could not connect: {why}"));
+                        }
                         if self.ctx.ready == 0 {
                             let why = self.ctx.errors.first().map_or("", |e| e.0.as_str());
                             return Err(format!("no connection could be set up: {why}"));

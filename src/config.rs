@@ -24,6 +24,7 @@ pub struct Config {
     pub max_jobs: usize,
     pub max_channels: usize,
     pub max_deliveries: usize,
+    pub listen_backlog: u32,
     /// Empty: every origin is allowed.
     pub allow_origins: Vec<String>,
     pub webhook_allow: Vec<String>,
@@ -49,6 +50,7 @@ impl Default for Config {
             max_jobs: 100_000,
             max_channels: 100_000,
             max_deliveries: 64,
+            listen_backlog: 1024,
             allow_origins: Vec::new(),
             webhook_allow: Vec::new(),
             trace: false,
@@ -82,6 +84,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "--addr",
         "HOST:PORT",
         "address to listen on; port 0 picks a free port",
+    ),
+    (
+        "--listen-backlog",
+        "N",
+        "connections the kernel queues before accept (capped by net.core.somaxconn)",
     ),
     (
         "--max-conns",
@@ -178,6 +185,7 @@ pub fn help_text() -> String {
             "--max-jobs" => d.max_jobs.to_string(),
             "--max-channels" => d.max_channels.to_string(),
             "--max-deliveries" => d.max_deliveries.to_string(),
+            "--listen-backlog" => d.listen_backlog.to_string(),
             "--allow-origin" => "none: any origin".into(),
             "--webhook-allow" => "none: loopback only".into(),
             "--trace" => "off".into(),
@@ -253,6 +261,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
             "--max-jobs" => c.max_jobs = (num()? as usize).max(1),
             "--max-channels" => c.max_channels = num()? as usize,
             "--max-deliveries" => c.max_deliveries = (num()? as usize).max(1),
+            "--listen-backlog" => c.listen_backlog = num()?.clamp(1, i32::MAX as u64) as u32,
             "--allow-origin" => c.allow_origins.push(value),
             "--webhook-allow" => c.webhook_allow.push(value),
             "--redis" => {

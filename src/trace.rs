@@ -28,10 +28,13 @@ pub fn line(peer: SocketAddr, dir: &str, text: &str) {
 }
 
 /// An event of connection `key` (`..`).
-pub fn event(s: &Server, key: usize, text: &str) {
+///
+/// Takes anything printable, so callers pass `format_args!(...)`: the text
+/// is only formatted when `--trace` is on.
+pub fn event(s: &Server, key: usize, text: impl std::fmt::Display) {
     if s.cfg.trace {
         if let Some(c) = s.conns.get(key) {
-            line(c.peer, "..", text);
+            line(c.peer, "..", &text.to_string());
         }
     }
 }

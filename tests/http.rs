@@ -1568,3 +1568,24 @@ fn curl_submits_and_checks_a_job() {
     );
     assert_eq!(first.get("done").and_then(|v| v.as_bool()), Some(true));
 }
+
+/// `--listen-backlog` reaches the kernel: `ss` shows a listening socket's
+/// backlog in its Send-Q column. (mio and std listen with 128; a burst of
+/// connects beyond that has SYNs dropped and waits 1 s retransmissions.)
+#[test]
+fn listen_backlog_flag_sets_the_kernel_backlog() {
+    for (args, want) in [(&[][..], "1024"), (&["--listen-backlog", "50"][..], "50")] {
+        let server = Server::start(args);
+        let out = std::process::Command::new("ss")
+            .args(["-ltn", &format!("sport = :{}", server.addr.port())])
+            .output()
+            .expect("ss (iproute2) runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("LISTEN"))
+            .unwrap_or_else(|| panic!("no LISTEN line in {text:?}"));
+        let send_q = line.split_whitespace().nth(2).unwrap();
+        assert_eq!(send_q, want, "{line}");
+    }
+}

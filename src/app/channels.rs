@@ -133,7 +133,7 @@ impl Server {
         // Nothing above can subscribe anyone, so `keep` is the whole list.
         self.hub.get_mut(ch).subscribers = keep;
         for key in polls {
-            crate::trace::event(self, key, &format!("long poll released by id {}", m.id));
+            crate::trace::event(self, key, format_args!("long poll released by id {}", m.id));
             self.release_channel_poll(key);
         }
         if !self.webhooks.hooks.is_empty() {
@@ -203,7 +203,7 @@ impl Server {
         crate::trace::event(
             self,
             key,
-            &format!("long poll parked on channel {name} after {cursor} for up to {timeout} s"),
+            format_args!("long poll parked on channel {name} after {cursor} for up to {timeout} s"),
         );
     }
 
@@ -284,7 +284,7 @@ impl Server {
         }
         let conn_id = self.conns[key].id;
         self.hub.subscribe(ch, key, conn_id);
-        crate::trace::event(self, key, &format!("event stream subscribed to {name}"));
+        crate::trace::event(self, key, format_args!("event stream subscribed to {name}"));
     }
 
     // ----- WebSocket --------------------------------------------------------
@@ -344,7 +344,7 @@ impl Server {
         }
         if let Err(e) = self.publish(ch, text) {
             // No request to answer 503 to: the client is told in a frame.
-            crate::trace::event(self, key, &format!("publish refused: {e}"));
+            crate::trace::event(self, key, format_args!("publish refused: {e}"));
             let body = super::http::error_body(&e);
             self.ws_send(key, crate::wire::ws_frame::opcode::TEXT, body.as_bytes());
         }

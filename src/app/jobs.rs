@@ -91,7 +91,7 @@ impl Server {
         crate::trace::event(
             self,
             key,
-            &format!("job:{id} submitted, {} ms", duration.as_millis()),
+            format_args!("job:{id} submitted, {} ms", duration.as_millis()),
         );
         let location = format!("/checkstatus?jobId=job:{id}");
         let body = match hook {
@@ -169,7 +169,7 @@ impl Server {
         crate::trace::event(
             self,
             key,
-            &format!(
+            format_args!(
                 "long poll parked on job:{id} for up to {} s",
                 wait.as_secs()
             ),
@@ -186,7 +186,7 @@ impl Server {
         let waiters = std::mem::take(&mut job.waiters);
         for (key, conn_id) in waiters {
             if self.conns.get(key).is_some_and(|c| c.id == conn_id) {
-                crate::trace::event(self, key, &format!("long poll released: job:{id} done"));
+                crate::trace::event(self, key, format_args!("long poll released: job:{id} done"));
                 self.release_job_poll(key, id);
             }
         }
@@ -200,7 +200,7 @@ impl Server {
                 on: ParkedOn::Job(id),
                 ..
             }) => {
-                crate::trace::event(self, key, &format!("long poll expired on job:{id}"));
+                crate::trace::event(self, key, format_args!("long poll expired on job:{id}"));
                 if let Some(job) = self.jobs.get_mut(id) {
                     let conn_id = c.id;
                     job.waiters.retain(|&w| w != (key, conn_id));

@@ -244,7 +244,11 @@ impl Server {
             Err(e) => return self.redis_down(&format!("connect failed: {e}")),
         }
         let role = rc.role;
-        crate::trace::event(self, key, &format!("redis {role:?} connection established"));
+        crate::trace::event(
+            self,
+            key,
+            format_args!("redis {role:?} connection established"),
+        );
         match role {
             RedisRole::Commands => {
                 self.set_wait(key, Wait::None, None);
@@ -284,7 +288,7 @@ impl Server {
                 .take(3)
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
-            crate::trace::event(self, key, &format!("redis <- {}", words.join(" ")));
+            crate::trace::event(self, key, format_args!("redis <- {}", words.join(" ")));
         }
         if let Some(c) = self.conns.get_mut(key) {
             resp::write_command(&mut c.out.owned_tail(), args);
@@ -406,7 +410,11 @@ impl Server {
             }
         };
         if self.cfg.trace {
-            crate::trace::event(self, key, &format!("redis -> {}", resp::describe(&value)));
+            crate::trace::event(
+                self,
+                key,
+                format_args!("redis -> {}", resp::describe(&value)),
+            );
         }
         match role {
             RedisRole::Subscriber => self.redis_message(value),

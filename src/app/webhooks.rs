@@ -529,7 +529,7 @@ impl Server {
             return;
         };
         let seq = cc.delivery;
-        crate::trace::event(self, key, &format!("webhook attempt failed: {error}"));
+        crate::trace::event(self, key, format_args!("webhook attempt failed: {error}"));
         self.take_client(key);
         self.attempt_finished(seq, Err(error), false);
     }

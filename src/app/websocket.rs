@@ -112,7 +112,7 @@ impl Server {
                 if let Some((h, _)) = header {
                     crate::trace::frame(self, key, "->", &h, &[]);
                 }
-                crate::trace::event(self, key, &format!("protocol error: {e}"));
+                crate::trace::event(self, key, format_args!("protocol error: {e}"));
                 self.ws_fail(key, e.close_code(), &e.to_string());
                 Step::Consumed(buf.len())
             }

@@ -152,6 +152,12 @@ impl Server {
     pub fn bind(cfg: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(cfg.addr)?;
+        if let Err(e) = raise_backlog(&listener, cfg.listen_backlog) {
+            log::warn!(
+                "could not set the listen backlog to {}: {e}",
+                cfg.listen_backlog
+            );
+        }
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -779,6 +785,33 @@ impl Server {
             self.date = (secs, crate::wire::date::imf_fixdate(secs));
         }
     }
+}
+
+/// Sets the listen backlog: how many completed handshakes the kernel
+/// queues for `accept`. mio (like std) listens with 128; past that, a burst
+/// of connects (10,000 clients reconnecting after a restart) has its SYNs
+/// dropped and each dropped client waits a 1 s retransmission. On Linux,
+/// `listen` on a listening socket just updates the backlog.
+#[cfg(target_os = "linux")]
+fn raise_backlog(listener: &TcpListener, backlog: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    extern "C" {
+        fn listen(fd: i32, backlog: i32) -> i32;
+    }
+    let backlog = backlog.min(i32::MAX as u32) as i32;
+    // SAFETY: listen(2) takes two integers and touches no memory of ours;
+    // the descriptor stays open, owned by `listener`, for the whole call.
+    let r = unsafe { listen(listener.as_raw_fd(), backlog) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_backlog(_listener: &TcpListener, _backlog: u32) -> io::Result<()> {
+    Ok(())
 }
 
 /// Has a non-blocking connect finished? `Ok(false)`: not yet (a spurious

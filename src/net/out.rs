@@ -11,6 +11,43 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
+/// Owned buffers are recycled through a small per-thread pool: a response
+/// is written into a buffer that already has room, and a connection that
+/// has written everything holds no buffer at all (an idle connection costs
+/// no output memory). The pool is per thread because the event loop is one
+/// thread; it is bounded in count and in the size of what it keeps.
+mod pool {
+    use std::cell::RefCell;
+
+    /// A fresh buffer's capacity: a typical response head and body fit.
+    const FRESH: usize = 1024;
+    /// Buffers larger than this are freed rather than kept.
+    const KEEP_MAX: usize = 16 * 1024;
+    /// At most this many buffers wait in the pool.
+    const POOL_MAX: usize = 256;
+
+    thread_local! {
+        static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn take() -> Vec<u8> {
+        FREE.with(|f| f.borrow_mut().pop())
+            .unwrap_or_else(|| Vec::with_capacity(FRESH))
+    }
+
+    pub fn give(mut v: Vec<u8>) {
+        if v.capacity() <= KEEP_MAX {
+            v.clear();
+            FREE.with(|f| {
+                let mut f = f.borrow_mut();
+                if f.len() < POOL_MAX {
+                    f.push(v);
+                }
+            });
+        }
+    }
+}
+
 /// How many chunks one vectored write takes at most.
 const MAX_IOVECS: usize = 64;
 
@@ -56,13 +93,14 @@ impl OutQueue {
         self.len == 0
     }
 
-    /// A buffer to append owned bytes to; call `commit` after writing into
-    /// it so the length stays right. (Writing straight into the queue saves
-    /// building each response in a temporary first.)
+    /// A buffer to append owned bytes to, at the back of the queue; the
+    /// queue's length is updated when the returned guard is dropped.
+    /// (Writing straight into the queue saves building each response in a
+    /// temporary first.)
     pub fn owned_tail(&mut self) -> OwnedTail<'_> {
         let reuse = matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.len() < COALESCE_LIMIT);
         if !reuse {
-            self.chunks.push_back(Chunk::Owned(Vec::new()));
+            self.chunks.push_back(Chunk::Owned(pool::take()));
         }
         let Some(Chunk::Owned(buf)) = self.chunks.back_mut() else {
             unreachable!("an owned chunk was just ensured at the back")
@@ -129,7 +167,9 @@ impl OutQueue {
             let left = front.bytes().len() - self.front_written;
             if n >= left {
                 n -= left;
-                self.chunks.pop_front();
+                if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
+                    pool::give(v);
+                }
                 self.front_written = 0;
             } else {
                 self.front_written += n;
@@ -140,7 +180,11 @@ impl OutQueue {
 
     /// Drops everything not yet written.
     pub fn clear(&mut self) {
-        self.chunks.clear();
+        for c in self.chunks.drain(..) {
+            if let Chunk::Owned(v) = c {
+                pool::give(v);
+            }
+        }
         self.front_written = 0;
         self.len = 0;
     }

@@ -179,7 +179,7 @@ impl Server {
             Ok(ch) => ch,
             Err(e) => return self.hub_error(key, ctx, e),
         };
-        if !self.channel_ready(key, ctx, ch) {
+        if !self.channel_ready(key, ctx, ch, after) {
             return;
         }
         // Without `after`: only what is published from now on.
@@ -260,7 +260,7 @@ impl Server {
             Ok(ch) => ch,
             Err(e) => return self.hub_error(key, ctx, e),
         };
-        if !self.channel_ready(key, ctx, ch) {
+        if !self.channel_ready(key, ctx, ch, last) {
             return;
         }
         if !self.start_event_stream(key, ctx, SseSource::Channel(ch)) {
@@ -307,7 +307,7 @@ impl Server {
             Ok(ch) => ch,
             Err(e) => return self.hub_error(key, ctx, e),
         };
-        if !self.channel_ready(key, ctx, ch) {
+        if !self.channel_ready(key, ctx, ch, after) {
             return;
         }
         if !self.upgrade(key, ctx, head, WsRole::Channel(ch)) {

@@ -134,6 +134,9 @@ impl Server {
             // runs again once its channel is synced.
             return Step::NeedMore;
         }
+        if let Some(Kind::Http(st)) = self.conns.get_mut(key).map(|c| &mut c.kind) {
+            st.synced_once = false;
+        }
         // Back to waiting for the next request, unless the connection became
         // something else (a WebSocket, a stream, a held poll) or is closing.
         if let Some(c) = self.conns.get(key) {

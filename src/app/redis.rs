@@ -36,7 +36,7 @@ use mio::{Interest, Token};
 use super::http::Ctx;
 use crate::hub::Stored;
 use crate::net::conn::{Conn, Kind, Parked, ParkedOn, RedisConn, RedisRole, Wait};
-use crate::net::timer::TimerKey;
+use crate::net::timer::{Slot, TimerKey};
 use crate::net::{CloseReason, Server, Step};
 use crate::wire::resp::{self, Value};
 use crate::wire::Status;
@@ -64,6 +64,9 @@ return {tostring(cur), redis.call('XRANGE', KEYS[2], '-', '+')}";
 /// A command with no reply within this long means Redis is unusable.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often each Redis connection is checked with a PING.
+const PING_EVERY: Duration = Duration::from_secs(5);
+
 /// Reconnect backoff: from the first to the largest wait, doubling.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -74,8 +77,15 @@ pub const SYNC_WAIT: Duration = Duration::from_secs(5);
 /// What a command's reply is for, in the order the commands were sent.
 #[derive(Debug)]
 pub enum Pending {
-    /// A publish; `Some` when an HTTP request waits for the id.
-    Publish(Option<(usize, u64)>),
+    /// A publish; the waiter is `Some` when an HTTP request waits for
+    /// the id.
+    Publish {
+        ch: usize,
+        data: Arc<str>,
+        waiter: Option<(usize, u64)>,
+    },
+    /// A keep-alive PING on the command connection.
+    Ping,
     Sync(usize),
 }
 
@@ -215,6 +225,7 @@ impl Server {
             conn.kind = Kind::Redis(RedisConn {
                 role,
                 connected: false,
+                awaiting_pong: false,
             });
             conn.want_write = true;
             conn.wait = Wait::None;
@@ -249,6 +260,8 @@ impl Server {
             key,
             format_args!("redis {role:?} connection established"),
         );
+        let next = self.now + PING_EVERY;
+        self.set_deadline(key, Slot::Tick, Some(next));
         match role {
             RedisRole::Commands => {
                 self.set_wait(key, Wait::None, None);
@@ -262,6 +275,39 @@ impl Server {
             }
         }
         self.flush(key);
+    }
+
+    /// Every `PING_EVERY` on each connection: a PING, or, if the last one
+    /// is still unanswered, the link is dead even though TCP did not say so
+    /// (a silent network, a stuck Redis).
+    pub(crate) fn redis_tick(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Kind::Redis(rc) = &mut c.kind else { return };
+        if !rc.connected {
+            return;
+        }
+        if rc.awaiting_pong {
+            return self.redis_down("no answer to PING");
+        }
+        rc.awaiting_pong = true;
+        let role = rc.role;
+        let next = self.now + PING_EVERY;
+        self.set_deadline(key, Slot::Tick, Some(next));
+        match role {
+            RedisRole::Commands => {
+                self.redis_command(&[b"PING"], Pending::Ping);
+            }
+            // RESP2 allows PING in SUBSCRIBE mode; it answers ["pong", ""].
+            RedisRole::Subscriber => self.redis_send(key, &[b"PING"]),
+        }
+    }
+
+    fn redis_pong(&mut self, key: usize) {
+        if let Some(Kind::Redis(rc)) = self.conns.get_mut(key).map(|c| &mut c.kind) {
+            rc.awaiting_pong = false;
+        }
     }
 
     /// Both connections work: reset the backoff and catch every channel
@@ -338,7 +384,12 @@ impl Server {
             PUBSUB.as_bytes(),
             name.as_bytes(),
         ];
-        if self.redis_command(&args, Pending::Publish(waiter)) {
+        let pending = Pending::Publish {
+            ch,
+            data: Arc::from(data),
+            waiter,
+        };
+        if self.redis_command(&args, pending) {
             Ok(())
         } else {
             Err(())
@@ -368,11 +419,29 @@ impl Server {
         }
     }
 
-    /// Is channel `ch` ready to be read? If not, the request on `key` is
-    /// held until it is (see `http_step`'s deferral) or answered 503 when
-    /// Redis is down.
-    pub(crate) fn channel_ready(&mut self, key: usize, ctx: Ctx<'_>, ch: usize) -> bool {
-        if self.hub.get(ch).synced {
+    /// Is channel `ch` ready to be read from `cursor` on? If not, the
+    /// request on `key` is held until it is (see `http_step`'s deferral) or
+    /// answered 503 when Redis is down.
+    ///
+    /// With several nodes, a cursor beyond this node's last id is usually
+    /// not "from the future": it was learned from another node (or from a
+    /// publish answered before its announcement arrived here). So it is
+    /// decided only after a sync; if it is still ahead then, it really is
+    /// from before a restart of Redis, and the answer says truncated.
+    pub(crate) fn channel_ready(
+        &mut self,
+        key: usize,
+        ctx: Ctx<'_>,
+        ch: usize,
+        cursor: Option<u64>,
+    ) -> bool {
+        let c = self.hub.get(ch);
+        let ahead = self.hub.is_mirrored() && cursor.is_some_and(|n| n > c.last_id);
+        let held_before = match self.conns.get(key).map(|c| &c.kind) {
+            Some(Kind::Http(st)) => st.synced_once,
+            _ => false,
+        };
+        if c.synced && (!ahead || held_before) {
             return true;
         }
         if !self.redis.as_ref().is_some_and(Redis::is_up) {
@@ -391,6 +460,9 @@ impl Server {
         }
         self.redis_sync(ch);
         self.defer_request = true;
+        if let Some(Kind::Http(st)) = self.conns.get_mut(key).map(|c| &mut c.kind) {
+            st.synced_once = true;
+        }
         self.set_wait(key, Wait::Backplane, Some(SYNC_WAIT));
         false
     }
@@ -431,6 +503,11 @@ impl Server {
                     r.sub_ready = true;
                 }
                 self.redis_maybe_up();
+            }
+            [Value::Bulk(kind), _] if kind.as_slice() == b"pong" => {
+                if let Some((key, _)) = self.redis.as_ref().and_then(|r| r.sub) {
+                    self.redis_pong(key);
+                }
             }
             [Value::Bulk(kind), _, Value::Bulk(payload)] if kind.as_slice() == b"message" => {
                 let Some((name, id, data)) = parse_announcement(payload) else {
@@ -473,14 +550,26 @@ impl Server {
             more.then_some(REPLY_TIMEOUT),
         );
         match pending {
-            Pending::Publish(waiter) => {
+            Pending::Ping => self.redis_pong(key),
+            Pending::Publish { ch, data, waiter } => {
                 let answer = match v {
                     Value::Integer(id) => Ok(id),
                     Value::Error(e) => Err(e),
                     other => Err(format!("unexpected reply {}", resp::describe(&other))),
                 };
-                if let Err(e) = &answer {
-                    log::warn!("redis publish failed: {e}");
+                match &answer {
+                    // This node learns its own message from the reply, so
+                    // the publisher's next read here already sees it (the
+                    // announcement that follows is then a duplicate).
+                    Ok(id) => {
+                        let c = self.hub.get(ch);
+                        if c.synced && !c.syncing {
+                            if let Some(m) = self.hub.append_with_id(ch, *id as u64, data) {
+                                self.deliver(ch, m);
+                            }
+                        }
+                    }
+                    Err(e) => log::warn!("redis publish failed: {e}"),
                 }
                 if let Some((wkey, wid)) = waiter {
                     self.finish_held_publish(wkey, wid, answer.ok());
@@ -581,8 +670,11 @@ impl Server {
         }
         for p in pending {
             match p {
-                Pending::Publish(Some((key, id))) => self.finish_held_publish(key, id, None),
-                Pending::Publish(None) => {}
+                Pending::Publish {
+                    waiter: Some((key, id)),
+                    ..
+                } => self.finish_held_publish(key, id, None),
+                Pending::Publish { waiter: None, .. } | Pending::Ping => {}
                 Pending::Sync(ch) => self.hub.get_mut(ch).syncing = false,
             }
         }

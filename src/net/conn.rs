@@ -94,6 +94,8 @@ pub struct RedisConn {
     pub role: RedisRole,
     /// The non-blocking connect completed.
     pub connected: bool,
+    /// A PING went out and its answer has not come back.
+    pub awaiting_pong: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +132,8 @@ pub struct HttpState {
     pub chunked: Option<ChunkedBody>,
     /// `100 Continue` was sent for the request being received.
     pub continue_sent: bool,
+    /// The request being run again was held once for a backplane sync.
+    pub synced_once: bool,
 }
 
 pub struct ChunkedBody {

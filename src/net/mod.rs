@@ -754,6 +754,7 @@ impl Server {
         match c.kind {
             Kind::Ws(_) => self.ws_ping_tick(key),
             Kind::Sse(_) => self.sse_tick(key),
+            Kind::Redis(_) => self.redis_tick(key),
             _ => {}
         }
     }

@@ -441,3 +441,155 @@ pub fn parse_json(text: &str) -> Result<JsonValue, String> {
     }
     Ok(v)
 }
+
+impl Server {
+    /// Waits up to `timeout` for the process to exit by itself (after a
+    /// signal, say) and returns its exit status; `None` if it is still
+    /// running then (it is killed on drop as usual).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A throwaway `redis-server` (Debian's package) on a free loopback port,
+/// persisting to its own temporary directory with an append-only file, so
+/// that `restart()` (same port, same directory) finds its data again.
+/// Killed and its directory removed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it answers `PING`. Panics with a clear
+    /// message when `redis-server` is not installed.
+    pub fn start() -> RedisServer {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("pick a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "pushwire-redis-{}-{}-{port}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the Redis data directory");
+        let mut r = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process (its data stays in the directory).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn binary() -> String {
+        for p in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"] {
+            if std::path::Path::new(p).exists() {
+                return p.to_string();
+            }
+        }
+        match Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(_) => "redis-server".to_string(),
+            Err(e) => panic!(
+                "redis-server is not installed ({e}): the Redis backplane tests need it \
+                 (Debian: apt-get install redis-server; tests/all.sh installs it)"
+            ),
+        }
+    }
+
+    fn spawn(&mut self) {
+        let log = self.dir.join("redis.log");
+        let child = Command::new(Self::binary())
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "yes"])
+            .args(["--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log)
+            .args(["--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.ping() {
+                return;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() > end {
+                panic!(
+                    "redis-server on port {} did not come up ({exited:?}); its log:\n{}",
+                    self.port,
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True when the server answers `PING` with `+PONG` (not `-LOADING`).
+    pub fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

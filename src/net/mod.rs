@@ -368,6 +368,9 @@ impl Server {
                         let used = self.process_bytes(key, &mut scratch[..n]);
                         if let Some(c) = self.conns.get_mut(key) {
                             if used < n && c.phase == Phase::Active {
+                                if c.inbuf.capacity() == 0 {
+                                    c.inbuf = out::pool::take();
+                                }
                                 c.inbuf.extend_from_slice(&scratch[used..n]);
                             }
                         }
@@ -421,8 +424,8 @@ impl Server {
         };
         buf.drain(..used);
         if buf.is_empty() && buf.capacity() > 0 {
-            // An idle connection holds no buffer.
-            buf = Vec::new();
+            // An idle connection holds no buffer; the pool keeps it warm.
+            out::pool::give(std::mem::take(&mut buf));
         }
         c.inbuf = buf;
         self.mark_dirty(key);

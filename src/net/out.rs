@@ -16,15 +16,17 @@ use std::sync::Arc;
 /// has written everything holds no buffer at all (an idle connection costs
 /// no output memory). The pool is per thread because the event loop is one
 /// thread; it is bounded in count and in the size of what it keeps.
-mod pool {
+pub(crate) mod pool {
     use std::cell::RefCell;
 
     /// A fresh buffer's capacity: a typical response head and body fit.
     const FRESH: usize = 1024;
-    /// Buffers larger than this are freed rather than kept.
-    const KEEP_MAX: usize = 16 * 1024;
-    /// At most this many buffers wait in the pool.
-    const POOL_MAX: usize = 256;
+    /// Buffers larger than this are freed rather than kept. (A buffer that
+    /// grew past glibc's mmap threshold and is freed each time costs a page
+    /// fault per page on the next use; keeping it avoids that.)
+    const KEEP_MAX: usize = 128 * 1024;
+    /// At most this many buffers wait in the pool (at most 8 MiB).
+    const POOL_MAX: usize = 64;
 
     thread_local! {
         static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };

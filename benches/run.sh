@@ -18,8 +18,10 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 FANOUT=${FANOUT:-10000}
+# Subscribers in the two-node (Redis) comparison.
+FANOUT_REDIS=${FANOUT_REDIS:-2000}
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(ws-echo ws-echo-16k http fanout longpoll idle)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(ws-echo ws-echo-16k http fanout longpoll idle redis)
 
 command -v taskset >/dev/null || { echo "taskset (util-linux) is needed"; exit 2; }
 cargo build --release --quiet --bin pushwire --bin pushwire-bench
@@ -39,7 +41,17 @@ stop_server() {
         SERVER_PID=""
     fi
 }
-trap stop_server EXIT
+NODE_A=""
+REDIS_PID=""
+stop_redis_pair() {
+    for p in $NODE_A $REDIS_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    NODE_A=""
+    REDIS_PID=""
+}
+trap 'stop_server; stop_redis_pair' EXIT
+
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # start_server NAME CMD...: starts CMD on core 0, sets PORT and SERVER_PID.
 start_server() {
@@ -91,6 +103,25 @@ for round in $(seq "$ROUNDS"); do
                 pushwire; run sse-fanout sse-fanout --conns "$FANOUT" --rate 100 --size 64; stop_server ;;
             longpoll)
                 pushwire; run longpoll-fanout longpoll-fanout --conns 1000 --rate 1000 --size 64; stop_server ;;
+            redis)
+                # One node, then two nodes on one Redis: subscribers on B,
+                # the publisher on A. The difference is the backplane's cost.
+                pushwire; run fanout-1node ws-fanout --conns "$FANOUT_REDIS" --rate 100 --size 64; stop_server
+                command -v redis-server >/dev/null || { echo "redis-server is needed for this scenario"; exit 2; }
+                RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+                redis-server --port "$RPORT" --save "" --appendonly no >"$OUT/redis.log" 2>&1 &
+                REDIS_PID=$!
+                sleep 0.3
+                taskset -c 0 target/release/pushwire --addr 127.0.0.1:0 --redis "redis://127.0.0.1:$RPORT" >"$OUT/nodea.out" 2>/dev/null &
+                NODE_A=$!
+                sleep 0.3
+                APORT=$(head -1 "$OUT/nodea.out" | sed 's/.*://')
+                pushwire --redis "redis://127.0.0.1:$RPORT"
+                r0=$(cpu_s "$REDIS_PID"); a0=$(cpu_s "$NODE_A")
+                run fanout-2nodes ws-fanout --conns "$FANOUT_REDIS" --rate 100 --size 64 --publish-target "127.0.0.1:$APORT"
+                awk -v r="$(cpu_s "$REDIS_PID")" -v r0="$r0" -v a="$(cpu_s "$NODE_A")" -v a0="$a0" \
+                    'BEGIN { printf "  redis-server used %.2f s of CPU, node A %.2f s\n", r - r0, a - a0 }' 
+                stop_server; stop_redis_pair ;;
             idle)
                 pushwire; run idle-ws idle --conns 10000 --idle-kind ws; stop_server
                 pushwire; run idle-sse idle --conns 10000 --idle-kind sse; stop_server ;;

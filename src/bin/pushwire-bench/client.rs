@@ -594,7 +594,11 @@ impl Bench {
     fn open(&mut self, role: Role, index: usize) -> Option<usize> {
         let src = (self.o.sources > 1)
             .then(|| Ipv4Addr::new(127, 0, 0, 1 + (index % self.o.sources as usize) as u8));
-        let stream = match crate::sock::connect(self.o.target, src) {
+        let target = match role {
+            Role::Publisher => self.o.publish_target.unwrap_or(self.o.target),
+            _ => self.o.target,
+        };
+        let stream = match crate::sock::connect(target, src) {
             Ok(s) => s,
             Err(e) => {
                 self.ctx.failed += 1;

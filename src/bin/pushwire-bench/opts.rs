@@ -90,6 +90,9 @@ pub struct Opts {
     pub idle_kind: IdleKind,
     /// Server modes: how long to serve before exiting by itself.
     pub lifetime: Duration,
+    /// Fan-out: publish to this node instead of `target` (several nodes
+    /// sharing channels through Redis: the backplane's cost per message).
+    pub publish_target: Option<SocketAddr>,
 }
 
 pub const USAGE: &str = "\
@@ -134,6 +137,8 @@ flags [defaults]:
   --json               also print one JSON line with the result
   --addr HOST:PORT     server modes: where to listen [127.0.0.1:0]; loopback only
   --lifetime SECS      server modes: exit after this long [600]
+  --publish-target H:P fan-out: publish to this node, subscribe on --target
+                       (two nodes on one Redis: what the backplane costs) [--target]
 ";
 
 fn secs(s: &str, flag: &str) -> Result<Duration, String> {
@@ -213,6 +218,7 @@ pub fn parse(args: &[String]) -> Result<Opts, (String, u8)> {
         binary: false,
         idle_kind: IdleKind::Ws,
         lifetime: Duration::from_secs(600),
+        publish_target: None,
     };
     let mut i = 1;
     while i < args.len() {
@@ -234,6 +240,10 @@ pub fn parse(args: &[String]) -> Result<Opts, (String, u8)> {
             "--drain" => o.drain = secs(value(i)?, flag).map_err(usage)?,
             "--setup-timeout" => o.setup_timeout = secs(value(i)?, flag).map_err(usage)?,
             "--lifetime" => o.lifetime = secs(value(i)?, flag).map_err(usage)?,
+            "--publish-target" => {
+                let v = value(i)?.to_string();
+                o.publish_target = Some(loopback_addr(&v, flag).map_err(|m| (m, 2))?);
+            }
             "--rate" => o.rate = num(value(i)?, flag).map_err(usage)?,
             "--channel" => o.channel = value(i)?.to_string(),
             "--path" => o.path = Some(value(i)?.to_string()),

@@ -36,6 +36,8 @@ pub struct Conn {
     pub dirty: bool,
     /// Cut as a slow consumer (its output passed `--send-buffer-bytes`).
     pub slow: bool,
+    /// Queued to be read again next turn (its read budget ran out).
+    pub read_again: bool,
 }
 
 /// Where the connection is in its life.
@@ -230,6 +232,7 @@ impl Conn {
             want_write: false,
             dirty: false,
             slow: false,
+            read_again: false,
         }
     }
 }

@@ -50,6 +50,12 @@ pub(crate) const FIRST_CONN: usize = 2;
 /// keeps only what it could not consume yet.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Bytes read from one connection per turn of the loop. A peer that keeps
+/// its socket full (a flood of pongs, which need no answer and so never
+/// trip the output backpressure) would otherwise keep the loop reading it
+/// forever; past this budget it waits for the next turn like everyone else.
+const READ_BUDGET: usize = 256 * 1024;
+
 /// How long a connection that is being closed may linger (see `Phase`).
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -112,7 +118,9 @@ impl Handle {
 /// The server: the loop and everything it owns.
 pub struct Server {
     pub(crate) poll: Poll,
-    listener: TcpListener,
+    /// `None` once a shutdown began: dropping it closes the socket, so
+    /// the kernel refuses new connections instead of queueing them.
+    listener: Option<TcpListener>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) conns: Slab<Conn>,
     pub(crate) timers: Timers,
@@ -134,6 +142,8 @@ pub struct Server {
     dirty: Vec<usize>,
     /// Connections to process and read again at the end of this wake-up.
     resume: Vec<usize>,
+    /// Connections that used up their read budget: read again next turn.
+    read_again: Vec<usize>,
     next_id: u64,
     scratch: Vec<u8>,
     waker: Arc<Waker>,
@@ -164,7 +174,7 @@ impl Server {
         let local_addr = listener.local_addr()?;
         Ok(Server {
             poll,
-            listener,
+            listener: Some(listener),
             local_addr,
             conns: Slab::new(),
             timers: Timers::new(),
@@ -182,6 +192,7 @@ impl Server {
             chat: Vec::new(),
             dirty: Vec::new(),
             resume: Vec::new(),
+            read_again: Vec::new(),
             next_id: 1,
             scratch: vec![0; READ_CHUNK],
             waker,
@@ -194,7 +205,9 @@ impl Server {
 
     /// Stops accepting: the listener leaves the poll and is closed.
     pub(crate) fn close_listener(&mut self) {
-        let _ = self.poll.registry().deregister(&mut self.listener);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -226,6 +239,10 @@ impl Server {
                 let left = deadline.saturating_duration_since(self.now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
+            if !self.read_again.is_empty() {
+                // Input is waiting: look for new events, but don't sleep.
+                timeout = Some(Duration::ZERO);
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 // A signal interrupted the wait: not an error, wait again.
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -256,6 +273,14 @@ impl Server {
                     }
                 }
             }
+            // Connections cut short by their read budget last turn, after
+            // everyone who had news this turn.
+            for key in std::mem::take(&mut self.read_again) {
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.read_again = false;
+                    self.on_readable(key);
+                }
+            }
             self.fire_timers();
             // Resuming can queue output, and flushing can resume readers.
             while !self.resume.is_empty() || !self.dirty.is_empty() {
@@ -269,7 +294,10 @@ impl Server {
 
     fn accept(&mut self) {
         loop {
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -333,7 +361,19 @@ impl Server {
 
     /// Reads until `WouldBlock` and hands what arrived to the protocol.
     pub(crate) fn on_readable(&mut self, key: usize) {
+        let mut budget = READ_BUDGET;
         loop {
+            if budget == 0 {
+                // Fairness: read the rest on the next turn. Readiness is
+                // edge-triggered, so this must be remembered, not awaited.
+                if let Some(c) = self.conns.get_mut(key) {
+                    if !c.read_again {
+                        c.read_again = true;
+                        self.read_again.push(key);
+                    }
+                }
+                return;
+            }
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
@@ -357,6 +397,7 @@ impl Server {
                 }
                 Ok(n) => {
                     self.stats.bytes_in += n as u64;
+                    budget = budget.saturating_sub(n);
                     if lingering {
                         continue; // discard
                     }

@@ -1,0 +1,2254 @@
+//! Hostile clients over real sockets, against the real `pushwire` binary
+//! (API.md "HTTP, errors and limits", section 3 "Slow consumers" and section
+//! 5 "Observability"): slowloris heads and slow bodies, thousands of idle
+//! connections up to `--max-conns`, readers that never read, resets in the
+//! middle of a frame, a chunk or a response, half-closed sockets, random
+//! bytes to every endpoint, a ping flood and a pong flood, and graceful
+//! shutdown on SIGTERM and SIGINT.
+//!
+//! Every attack runs next to a *canary*: a thread that keeps making normal
+//! requests (`GET /stats` and a `/echo` WebSocket round trip every 20 ms)
+//! and fails the test if any one of them fails or takes longer than
+//! `CANARY_LIMIT`. After each attack the server's resident memory
+//! (`VmRSS` in `/proc/<pid>/status`) must come back near its baseline; the
+//! attacks that open thousands of connections run several rounds and
+//! compare the rounds with each other, so that a leak of a few hundred
+//! bytes per connection shows even though the allocator keeps its
+//! high-water mark.
+
+mod common;
+
+use common::{find, parse_json, wait_for, JsonValue, Server};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+// ---------------------------------------------------------------------------
+// Small tools: a PRNG, process memory, /stats, raw HTTP and WebSocket.
+// ---------------------------------------------------------------------------
+
+/// The longest a canary request may take.
+const CANARY_LIMIT: Duration = Duration::from_millis(500);
+/// How often the canary asks.
+const CANARY_PERIOD: Duration = Duration::from_millis(20);
+/// KiB in a MiB (RSS is read in KiB).
+const MIB: u64 = 1024;
+
+/// Deterministic xorshift64 (Marsaglia), so a failure can be replayed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64) -> Self {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    fn pick_from(&mut self, n: usize, alphabet: &[u8]) -> Vec<u8> {
+        (0..n)
+            .map(|_| alphabet[self.below(alphabet.len() as u64) as usize])
+            .collect()
+    }
+}
+
+/// The process's resident set size in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// Whether the process exists and is not a zombie (a crashed child stays a
+/// zombie until the harness reaps it).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, None | Some('Z') | Some('X'))
+        }
+        Err(_) => false,
+    }
+}
+
+/// RSS after a short pause, once warm-up allocations are done.
+fn baseline_rss(pid: u32) -> u64 {
+    thread::sleep(Duration::from_millis(300));
+    rss_kib(pid)
+}
+
+/// Waits (up to 5 s) for RSS to be at most `base + slack` KiB; panics with
+/// the numbers if it does not get there.
+fn expect_rss_settles(pid: u32, base: u64, slack: u64, what: &str) -> u64 {
+    let limit = base + slack;
+    let mut last = 0;
+    let got = wait_for(Duration::from_secs(5), || {
+        last = rss_kib(pid);
+        (last <= limit).then_some(last)
+    });
+    match got {
+        Some(r) => {
+            eprintln!("{what}: RSS {r} KiB (baseline {base} KiB, limit {limit} KiB)");
+            r
+        }
+        None => panic!(
+            "{what}: server RSS stayed at {last} KiB, above baseline {base} KiB + {slack} KiB, \
+             for 5 s after the attack"
+        ),
+    }
+}
+
+/// Samples a process's RSS every 20 ms on a thread and keeps the maximum.
+struct RssWatch {
+    stop: Arc<AtomicBool>,
+    max: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RssWatch {
+    fn start(pid: u32) -> RssWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let max = Arc::new(AtomicU64::new(rss_kib(pid)));
+        let (s, m) = (stop.clone(), max.clone());
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if !process_alive(pid) {
+                    return;
+                }
+                m.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(20));
+            }
+        });
+        RssWatch {
+            stop,
+            max,
+            thread: Some(thread),
+        }
+    }
+    fn max(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.max()
+    }
+}
+
+/// `GET /stats` on a fresh connection, parsed.
+fn stats(server: &Server) -> JsonValue {
+    let r = server.get("/stats");
+    assert_eq!(r.status, 200, "GET /stats: {}", r.text());
+    parse_json(&r.text()).expect("/stats is JSON")
+}
+
+/// `GET /stats` on an existing keep-alive connection, parsed.
+fn stats_on(s: &mut TcpStream, addr: SocketAddr) -> JsonValue {
+    s.write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .expect("write GET /stats");
+    let r = try_read_response(s).expect("an answer to GET /stats");
+    assert_eq!(r.status, 200);
+    parse_json(&String::from_utf8_lossy(&r.body)).expect("/stats is JSON")
+}
+
+/// A number in the stats at a dotted path such as `closed.slow`.
+fn stat(v: &JsonValue, path: &str) -> u64 {
+    path.split('.')
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(JsonValue::as_f64)
+        .unwrap_or_else(|| panic!("no number at {path} in /stats: {v:?}")) as u64
+}
+
+/// Open connections of every kind.
+fn open_total(v: &JsonValue) -> u64 {
+    let open = v
+        .get("connections")
+        .and_then(|c| c.get("open"))
+        .expect("connections.open in /stats");
+    open.keys()
+        .iter()
+        .map(|k| open.get(k).and_then(JsonValue::as_f64).unwrap_or(0.0) as u64)
+        .sum()
+}
+
+/// A connection with timeouts, so nothing here can hang a test.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Closes a socket with a TCP reset instead of a FIN: `SO_LINGER` with a
+/// zero timeout (std's `set_linger` is still unstable, so the libc symbol
+/// std links anyway is declared here).
+fn reset(s: TcpStream) {
+    extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const u8, len: u32) -> i32;
+    }
+    const SOL_SOCKET: i32 = 1;
+    const SO_LINGER: i32 = 13;
+    let linger: [i32; 2] = [1, 0]; // struct linger { l_onoff = 1, l_linger = 0 }
+                                   // SAFETY: a valid descriptor and a pointer to 8 readable bytes.
+    let rc = unsafe {
+        setsockopt(
+            s.as_raw_fd(),
+            SOL_SOCKET,
+            SO_LINGER,
+            linger.as_ptr().cast(),
+            std::mem::size_of_val(&linger) as u32,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+    drop(s);
+}
+
+/// A response read without panicking (for threads that must report, not
+/// die): the head, and a body framed by Content-Length (or none).
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.split("\r\n").skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+    fn json(&self) -> Result<JsonValue, String> {
+        parse_json(&String::from_utf8_lossy(&self.body))
+    }
+}
+
+fn try_read_response(s: &mut TcpStream) -> Result<Resp, String> {
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk) {
+            Ok(0) => return Err(format!("EOF after {} bytes of head", buf.len())),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("reading the head: {e}")),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    let mut r = Resp {
+        status,
+        head,
+        body: buf[end..].to_vec(),
+    };
+    if let Some(len) = r.header("content-length") {
+        let len: usize = len.parse().map_err(|_| "bad Content-Length".to_string())?;
+        while r.body.len() < len {
+            let mut chunk = [0u8; 16384];
+            match s.read(&mut chunk) {
+                Ok(0) => return Err("EOF inside the body".into()),
+                Ok(n) => r.body.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(format!("reading the body: {e}")),
+            }
+        }
+        r.body.truncate(len);
+    }
+    Ok(r)
+}
+
+/// Reads until EOF or a reset; `Err` if that does not happen within the
+/// socket's read timeout (counted once for the whole, not per read, so a
+/// stream that keeps talking cannot hold it). Returns what came.
+fn read_to_close(s: &mut TcpStream) -> Result<Vec<u8>, (io::Error, Vec<u8>)> {
+    let limit = s
+        .read_timeout()
+        .ok()
+        .flatten()
+        .unwrap_or(Duration::from_secs(5));
+    let end = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let e = io::Error::new(ErrorKind::TimedOut, "no EOF within the read timeout");
+            return Err((e, got));
+        }
+        let _ = s.set_read_timeout(Some(left));
+        match s.read(&mut chunk) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err((e, got))
+            }
+            // A reset also ends the connection.
+            Err(_) => return Ok(got),
+        }
+    }
+}
+
+/// The status of the first response in `bytes`, if it starts with one.
+fn first_status(bytes: &[u8]) -> Option<u16> {
+    let rest = bytes.strip_prefix(b"HTTP/1.1 ")?;
+    std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()
+}
+
+// ----- WebSocket, raw --------------------------------------------------------
+
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+const MASK: [u8; 4] = [0x1b, 0x9e, 0x42, 0x07];
+
+/// A masked client frame with FIN set.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = client_frame_header(opcode, payload.len());
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    f
+}
+
+/// The header (and masking key) of a masked client frame of `len` bytes.
+fn client_frame_header(opcode: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![0x80 | opcode];
+    if len < 126 {
+        f.push(0x80 | len as u8);
+    } else if len <= 0xFFFF {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        f.push(0x80 | 127);
+        f.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    f.extend_from_slice(&MASK);
+    f
+}
+
+/// A raw WebSocket client connection after its `101`.
+struct RawWs {
+    s: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl RawWs {
+    /// Connects and upgrades on `path`; panics unless the answer is `101`.
+    fn open(addr: SocketAddr, path: &str) -> RawWs {
+        let mut s = connect(addr);
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).expect("write upgrade");
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk) {
+                Ok(0) => panic!("EOF before the 101 on {path}"),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("no 101 on {path}: {e}"),
+            }
+        };
+        assert_eq!(
+            first_status(&buf),
+            Some(101),
+            "upgrade on {path}: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        RawWs { s, buf, pos: end }
+    }
+
+    /// The next server frame as (first byte, payload); `Ok(None)` on EOF.
+    fn next_frame(&mut self) -> io::Result<Option<(u8, Vec<u8>)>> {
+        loop {
+            let avail = &self.buf[self.pos..];
+            if avail.len() >= 2 {
+                let mut len = (avail[1] & 0x7f) as usize;
+                let mut at = 2;
+                if len == 126 && avail.len() >= 4 {
+                    len = u16::from_be_bytes([avail[2], avail[3]]) as usize;
+                    at = 4;
+                } else if len == 127 && avail.len() >= 10 {
+                    len = u64::from_be_bytes(avail[2..10].try_into().unwrap()) as usize;
+                    at = 10;
+                }
+                let complete = (avail[1] & 0x7f) < 126 || at > 2;
+                if complete && avail.len() >= at + len {
+                    let frame = (avail[0], avail[at..at + len].to_vec());
+                    self.pos += at + len;
+                    if self.pos > 1 << 20 {
+                        self.buf.drain(..self.pos);
+                        self.pos = 0;
+                    }
+                    return Ok(Some(frame));
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            match self.s.read(&mut chunk) {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads frames until a pong arrives (others are skipped).
+    fn until_pong(&mut self) {
+        loop {
+            match self.next_frame() {
+                Ok(Some((b0, _))) if b0 & 0x0f == OP_PONG => return,
+                Ok(Some(_)) => {}
+                other => panic!("waiting for a pong: {other:?}"),
+            }
+        }
+    }
+}
+
+/// A tungstenite client over a plain stream with timeouts.
+fn ws_client(addr: SocketAddr, path: &str) -> Result<WebSocket<TcpStream>, String> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (ws, resp) = tungstenite::client::client(format!("ws://{addr}{path}"), s)
+        .map_err(|e| format!("handshake on {path}: {e}"))?;
+    if resp.status().as_u16() != 101 {
+        return Err(format!("status {} on {path}", resp.status()));
+    }
+    Ok(ws)
+}
+
+// ---------------------------------------------------------------------------
+// The canary.
+// ---------------------------------------------------------------------------
+
+/// How the canary makes its HTTP requests.
+#[derive(Clone, Copy, PartialEq)]
+enum CanaryHttp {
+    /// A new connection per request (exercises accept).
+    Fresh,
+    /// One keep-alive connection, opened before the attack (for when the
+    /// server is full on purpose).
+    KeepAlive,
+}
+
+/// A thread that keeps making normal requests and records any that fails
+/// or is slower than `CANARY_LIMIT`.
+struct Canary {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<CanaryReport>>,
+}
+
+#[derive(Debug, Default)]
+struct CanaryReport {
+    rounds: u64,
+    failures: Vec<String>,
+    slowest: Duration,
+}
+
+impl Canary {
+    /// Connects its WebSocket (and keep-alive connection) before returning,
+    /// so the slots are taken before any attack.
+    fn start(addr: SocketAddr, mode: CanaryHttp) -> Canary {
+        let mut ws = Some(ws_client(addr, "/echo").expect("canary WebSocket"));
+        let mut ka = match mode {
+            CanaryHttp::KeepAlive => Some(connect(addr)),
+            CanaryHttp::Fresh => None,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut rep = CanaryReport::default();
+            let began = Instant::now();
+            let note =
+                |rep: &mut CanaryReport, what: String, dt: Duration, res: Result<(), String>| {
+                    rep.slowest = rep.slowest.max(dt);
+                    let failed = match res {
+                        Err(e) => Some(e),
+                        Ok(()) if dt > CANARY_LIMIT => Some(format!("took {dt:?}")),
+                        Ok(()) => None,
+                    };
+                    if let Some(why) = failed {
+                        if rep.failures.len() < 20 {
+                            rep.failures
+                                .push(format!("at {:?}: {what}: {why}", began.elapsed()));
+                        }
+                        return false;
+                    }
+                    true
+                };
+            while !st.load(Ordering::Relaxed) {
+                rep.rounds += 1;
+                let t = Instant::now();
+                let res = canary_http(addr, ka.as_mut());
+                if !note(&mut rep, "GET /stats".into(), t.elapsed(), res)
+                    && mode == CanaryHttp::KeepAlive
+                {
+                    ka = Some(connect(addr));
+                }
+                let t = Instant::now();
+                let text = format!("canary {}", rep.rounds);
+                let res = match ws.as_mut() {
+                    Some(ws) => canary_echo(ws, &text),
+                    None => Err("no WebSocket".to_string()),
+                };
+                if !note(&mut rep, "/echo round trip".into(), t.elapsed(), res) {
+                    ws = ws_client(addr, "/echo").ok();
+                }
+                thread::sleep(CANARY_PERIOD);
+            }
+            if let Some(mut ws) = ws {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+            }
+            rep
+        });
+        Canary {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> CanaryReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("canary thread panicked")
+    }
+
+    /// Stops the canary and asserts every request it made was served fast.
+    fn check(self, what: &str) {
+        let rep = self.finish();
+        eprintln!(
+            "{what}: canary made {} rounds, slowest request {:?}",
+            rep.rounds, rep.slowest
+        );
+        assert!(
+            rep.failures.is_empty(),
+            "{what}: other clients were not served well during the attack:\n{}",
+            rep.failures.join("\n")
+        );
+        assert!(rep.rounds >= 1, "{what}: the canary never ran");
+    }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn canary_http(addr: SocketAddr, ka: Option<&mut TcpStream>) -> Result<(), String> {
+    let mut fresh;
+    let s = match ka {
+        Some(s) => s,
+        None => {
+            fresh = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                .map_err(|e| format!("connect: {e}"))?;
+            fresh
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(|e| e.to_string())?;
+            let _ = fresh.set_nodelay(true);
+            &mut fresh
+        }
+    };
+    s.write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let r = try_read_response(s)?;
+    if r.status != 200 {
+        return Err(format!("status {}", r.status));
+    }
+    r.json().map(|_| ())
+}
+
+fn canary_echo(ws: &mut WebSocket<TcpStream>, text: &str) -> Result<(), String> {
+    ws.send(Message::Text(text.to_string()))
+        .map_err(|e| format!("send: {e}"))?;
+    loop {
+        match ws.read().map_err(|e| format!("read: {e}"))? {
+            Message::Text(t) if t == text => return Ok(()),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => return Err(format!("unexpected {other:?}")),
+        }
+    }
+}
+
+/// Touches the main paths once, so that what the server allocates on first
+/// use (the date cache, a channel, buffers) is part of the baseline.
+fn warm_up(server: &Server) {
+    assert_eq!(server.get("/stats").status, 200);
+    assert_eq!(server.get("/").status, 200);
+    assert_eq!(server.post("/channels/warm", b"hello").status, 201);
+    assert_eq!(
+        server.get("/channels/warm/poll?after=0&timeout=0").status,
+        200
+    );
+    assert_eq!(server.post("/submit?duration_ms=0", b"").status, 202);
+    let mut ws = ws_client(server.addr, "/echo").unwrap();
+    canary_echo(&mut ws, "warm").unwrap();
+    let _ = ws.close(None);
+    let _ = ws.flush();
+}
+
+// ---------------------------------------------------------------------------
+// The trickle engine: many connections, each sending a byte at a time.
+// ---------------------------------------------------------------------------
+
+struct Trickle {
+    /// Sent at once on connect.
+    prefix: Vec<u8>,
+    /// Then one byte of this (cycled) per tick; empty: send nothing more.
+    drip: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Trickled {
+    got: Vec<u8>,
+    /// When the server ended the connection, counted from the prefix.
+    ended: Option<Duration>,
+    how: String,
+    dripped: usize,
+}
+
+/// Runs every trickle at once on non-blocking sockets (one thread, 10 ms
+/// steps) until the server ends each, or `give_up` passes for it.
+fn trickle(
+    addr: SocketAddr,
+    specs: Vec<Trickle>,
+    every: Duration,
+    give_up: Duration,
+) -> Vec<Trickled> {
+    struct St {
+        s: TcpStream,
+        start: Instant,
+        next: Instant,
+        drip: Vec<u8>,
+        out: Trickled,
+    }
+    let mut all: Vec<St> = specs
+        .into_iter()
+        .map(|sp| {
+            let mut s = connect(addr);
+            // The prefix and the first drip leave at once: a connection
+            // that has sent something is judged from its first byte.
+            let mut first = sp.prefix;
+            first.extend(sp.drip.first());
+            if !first.is_empty() {
+                s.write_all(&first).expect("write the first bytes");
+            }
+            s.set_nonblocking(true).unwrap();
+            let start = Instant::now();
+            St {
+                s,
+                start,
+                next: start + every,
+                out: Trickled {
+                    got: Vec::new(),
+                    ended: None,
+                    how: "still open".into(),
+                    dripped: usize::from(!sp.drip.is_empty()),
+                },
+                drip: sp.drip,
+            }
+        })
+        .collect();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let now = Instant::now();
+        let mut waiting = 0;
+        for st in all.iter_mut().filter(|st| st.out.ended.is_none()) {
+            loop {
+                match st.s.read(&mut chunk) {
+                    Ok(0) => {
+                        st.out.ended = Some(st.start.elapsed());
+                        st.out.how = "EOF".into();
+                        break;
+                    }
+                    Ok(n) => st.out.got.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        st.out.ended = Some(st.start.elapsed());
+                        st.out.how = format!("read error: {e}");
+                        break;
+                    }
+                }
+            }
+            if st.out.ended.is_some() {
+                continue;
+            }
+            if !st.drip.is_empty() && now >= st.next {
+                let b = st.drip[st.out.dripped % st.drip.len()];
+                match st.s.write(&[b]) {
+                    Ok(1) => st.out.dripped += 1,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        st.out.ended = Some(st.start.elapsed());
+                        st.out.how = format!("write error: {e}");
+                        continue;
+                    }
+                }
+                st.next += every;
+            }
+            if now.duration_since(st.start) < give_up {
+                waiting += 1;
+            }
+        }
+        if waiting == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    all.into_iter().map(|st| st.out).collect()
+}
+
+/// Asserts a trickled connection got exactly one `408` JSON error (after
+/// `skip` earlier answers) and was then closed, within `bound`.
+fn assert_408(i: usize, t: &Trickled, bound: Duration, what: &str) {
+    let text = String::from_utf8_lossy(&t.got);
+    let ended = t.ended.unwrap_or_else(|| {
+        panic!(
+            "{what} #{i}: never cut (sent {} bytes); got {text:?}",
+            t.dripped
+        )
+    });
+    assert!(
+        ended <= bound,
+        "{what} #{i}: cut only after {ended:?} (bound {bound:?}); got {text:?}"
+    );
+    assert_eq!(t.how, "EOF", "{what} #{i}: {}; got {text:?}", t.how);
+    let at = find(&t.got, b"HTTP/1.1 408 ")
+        .unwrap_or_else(|| panic!("{what} #{i}: no 408 before the close; got {text:?}"));
+    let resp = &t.got[at..];
+    let head_end = find(resp, b"\r\n\r\n").expect("a complete 408 head") + 4;
+    let head = String::from_utf8_lossy(&resp[..head_end]).to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: application/json"),
+        "{what} #{i}: 408 without JSON: {head:?}"
+    );
+    let body = parse_json(&String::from_utf8_lossy(&resp[head_end..]))
+        .unwrap_or_else(|e| panic!("{what} #{i}: 408 body is not JSON ({e}): {text:?}"));
+    assert!(
+        body.get("error").and_then(JsonValue::as_str).is_some(),
+        "{what} #{i}: 408 body without error: {body:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 1. Slowloris heads.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn slowloris_heads_get_408_and_others_are_served() {
+    let server = Server::start(&["--header-timeout-ms", "500"]);
+    let pid = server.pid();
+    let canary = Canary::start(server.addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let before = stats(&server);
+
+    let mut slow_head = b"GET /stats HTTP/1.1\r\nHost: slowloris\r\nX-Slow: ".to_vec();
+    slow_head.extend(std::iter::repeat_n(b'a', 200));
+    const SLOW: usize = 200;
+    const SILENT: usize = 20;
+    for round in 0..2 {
+        let mut specs: Vec<Trickle> = (0..SLOW)
+            .map(|_| Trickle {
+                prefix: Vec::new(),
+                drip: slow_head.clone(),
+            })
+            .collect();
+        specs.extend((0..SILENT).map(|_| Trickle {
+            prefix: Vec::new(),
+            drip: Vec::new(),
+        }));
+        let out = trickle(
+            server.addr,
+            specs,
+            Duration::from_millis(100),
+            Duration::from_secs(4),
+        );
+        for (i, t) in out[..SLOW].iter().enumerate() {
+            assert_408(
+                i,
+                t,
+                Duration::from_millis(1500),
+                &format!("round {round}: slow head"),
+            );
+        }
+        // API.md: a connection that sends nothing at all is closed
+        // silently after the header timeout.
+        for (i, t) in out[SLOW..].iter().enumerate() {
+            assert!(
+                t.ended.is_some_and(|d| d <= Duration::from_millis(1500)),
+                "round {round}: silent connection #{i} not closed in time: {t:?}"
+            );
+            assert!(
+                t.got.is_empty(),
+                "silent connection #{i} got {:?}",
+                String::from_utf8_lossy(&t.got)
+            );
+        }
+    }
+
+    let after = stats(&server);
+    assert!(
+        stat(&after, "closed.timeout")
+            >= stat(&before, "closed.timeout") + 2 * (SLOW + SILENT) as u64,
+        "closed.timeout did not count the timeouts: {after:?}"
+    );
+    canary.check("slowloris heads");
+    expect_rss_settles(pid, base, 8 * MIB, "slowloris heads");
+}
+
+// ---------------------------------------------------------------------------
+// 2. Slow bodies.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn slow_bodies_are_cut_in_bounded_time() {
+    let server = Server::start(&["--header-timeout-ms", "500"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+
+    const EACH: usize = 30;
+    let body: Vec<u8> = b"abcdefghij".repeat(100);
+    let mut chunked_body = Vec::new();
+    for _ in 0..50 {
+        chunked_body.extend_from_slice(b"14\r\n01234567890123456789\r\n");
+    }
+    let mut specs = Vec::new();
+    // A complete head promising 1000 bytes, then one byte per 100 ms.
+    for _ in 0..EACH {
+        specs.push(Trickle {
+            prefix: format!(
+                "POST /channels/slow HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000\r\n\r\n"
+            )
+            .into_bytes(),
+            drip: body.clone(),
+        });
+    }
+    // The same with a chunked body.
+    for _ in 0..EACH {
+        specs.push(Trickle {
+            prefix: format!(
+                "POST /channels/slow HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .into_bytes(),
+            drip: chunked_body.clone(),
+        });
+    }
+    // A keep-alive connection: one quick request, then a slow second head.
+    for _ in 0..EACH {
+        specs.push(Trickle {
+            prefix: format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes(),
+            drip: format!(
+                "GET /stats HTTP/1.1\r\nHost: {addr}\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            )
+            .into_bytes(),
+        });
+    }
+    let out = trickle(
+        addr,
+        specs,
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    );
+    let bound = Duration::from_millis(2000);
+    for (i, t) in out[..EACH].iter().enumerate() {
+        assert_408(i, t, bound, "slow Content-Length body");
+    }
+    for (i, t) in out[EACH..2 * EACH].iter().enumerate() {
+        assert_408(i, t, bound, "slow chunked body");
+    }
+    for (i, t) in out[2 * EACH..].iter().enumerate() {
+        assert_eq!(
+            first_status(&t.got),
+            Some(200),
+            "keep-alive #{i}: the first request was not answered: {:?}",
+            String::from_utf8_lossy(&t.got)
+        );
+        assert_408(i, t, bound, "slow second head on a keep-alive connection");
+    }
+    // Nothing of the slow bodies was published.
+    let r = server.get("/channels/slow/poll?after=0&timeout=0");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("\"messages\":[]"),
+        "a cut body was published: {}",
+        r.text()
+    );
+
+    canary.check("slow bodies");
+    expect_rss_settles(pid, base, 8 * MIB, "slow bodies");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Thousands of idle connections up to --max-conns.
+// ---------------------------------------------------------------------------
+
+/// The soft limit on open files of this process.
+fn fd_soft_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+#[test]
+fn idle_connections_fill_max_conns_then_503() {
+    // Keep ~1000 descriptors for the other test running alongside.
+    let n = fd_soft_limit().saturating_sub(1000).min(2000) as usize;
+    assert!(n >= 100, "too few file descriptors for this test ({n})");
+    eprintln!(
+        "max-conns test with {n} connections (soft fd limit {})",
+        fd_soft_limit()
+    );
+    let max = n.to_string();
+    let server = Server::start(&["--max-conns", &max, "--header-timeout-ms", "60000"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    warm_up(&server);
+    // Three slots are taken before the server fills: the canary's
+    // WebSocket and keep-alive connection, and a control connection.
+    let canary = Canary::start(addr, CanaryHttp::KeepAlive);
+    let mut control = connect(addr);
+    let base = baseline_rss(pid);
+    let fixed = 3;
+    let wait_open = |control: &mut TcpStream, want: usize, what: &str| {
+        let mut last = 0;
+        let ok = wait_for(Duration::from_secs(10), || {
+            last = open_total(&stats_on(control, addr));
+            (last == want as u64).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "{what}: {last} connections open, expected {want}"
+        );
+    };
+    let probe_503 = |i: usize| {
+        let mut s = connect(addr);
+        let r = try_read_response(&mut s)
+            .unwrap_or_else(|e| panic!("refused connection #{i}: no answer: {e}"));
+        assert_eq!(r.status, 503, "connection past --max-conns: {r:?}");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let body = r.json().expect("503 body is JSON");
+        assert!(
+            body.get("error").and_then(JsonValue::as_str).is_some(),
+            "{body:?}"
+        );
+        let t = Instant::now();
+        match read_to_close(&mut s) {
+            Ok(rest) => assert!(rest.is_empty(), "bytes after the 503: {rest:?}"),
+            Err((e, _)) => panic!("refused connection not closed after {:?}: {e}", t.elapsed()),
+        }
+    };
+
+    let mut after_first = 0;
+    for round in 0..3 {
+        let mut idle: Vec<TcpStream> = (fixed..n)
+            .map(|i| {
+                TcpStream::connect(addr)
+                    .unwrap_or_else(|e| panic!("round {round}: connect #{i}: {e}"))
+            })
+            .collect();
+        wait_open(&mut control, n, "after filling");
+        let probes = if round == 0 { 5 } else { 1 };
+        for i in 0..probes {
+            probe_503(i);
+        }
+        if round == 0 {
+            let st = stats_on(&mut control, addr);
+            assert!(stat(&st, "closed.limit") >= 5, "closed.limit: {st:?}");
+            // Free 500 slots: new connections are served again.
+            idle.truncate(idle.len() - 500);
+            wait_open(&mut control, n - 500, "after closing 500");
+            for _ in 0..10 {
+                let r = server.get("/stats");
+                assert_eq!(r.status, 200, "a new connection after slots were freed");
+            }
+        }
+        drop(idle);
+        wait_open(&mut control, fixed, "after closing all");
+        thread::sleep(Duration::from_millis(300));
+        let rss = rss_kib(pid);
+        eprintln!("max-conns round {round}: RSS {rss} KiB (baseline {base} KiB)");
+        if round == 0 {
+            after_first = expect_rss_settles(pid, base, 8 * MIB, "max-conns round 0");
+        }
+    }
+    // Rounds 1 and 2 reuse what round 0 allocated: growth between them is
+    // what a per-connection leak looks like (1 KiB a connection would be
+    // about 4 MiB here).
+    expect_rss_settles(
+        pid,
+        after_first,
+        3 * MIB / 2,
+        "max-conns rounds 1-2 (vs round 0)",
+    );
+    canary.check("idle connections");
+}
+
+// ---------------------------------------------------------------------------
+// 4. Readers that never read.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, PartialEq)]
+enum Flood {
+    /// The writes stopped making progress: the server stopped reading.
+    Stalled,
+    /// The server ended the connection.
+    Cut(String),
+    /// Everything was written.
+    AllSent,
+}
+
+/// Writes `unit` repeatedly until `total` bytes, a write stalls for 1 s,
+/// or an error. Counts into `sent`.
+fn flood(mut s: TcpStream, unit: Vec<u8>, total: u64, sent: Arc<AtomicU64>) -> JoinHandle<Flood> {
+    thread::spawn(move || {
+        s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+        while sent.load(Ordering::Relaxed) < total {
+            let mut rest = &unit[..];
+            while !rest.is_empty() {
+                match s.write(rest) {
+                    Ok(0) => return Flood::Cut("write returned 0".into()),
+                    Ok(k) => {
+                        sent.fetch_add(k as u64, Ordering::Relaxed);
+                        rest = &rest[k..];
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        return Flood::Stalled
+                    }
+                    Err(e) => return Flood::Cut(e.to_string()),
+                }
+            }
+        }
+        Flood::AllSent
+    })
+}
+
+#[test]
+fn reader_that_never_reads_is_throttled_with_bounded_memory() {
+    let server = Server::start(&["--send-buffer-bytes", "65536"]);
+    let pid = server.pid();
+    let canary = Canary::start(server.addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    // An echo client that sends 64 KiB binary messages and never reads the
+    // echoes: up to 64 MiB.
+    let ws = RawWs::open(server.addr, "/echo");
+    let keep = ws.s.try_clone().unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
+    let total = 64 * 1024 * 1024;
+    let writer = flood(
+        ws.s,
+        client_frame(OP_BINARY, &vec![0x5a; 65536]),
+        total,
+        sent.clone(),
+    );
+    let outcome = writer.join().unwrap();
+    let sent_bytes = sent.load(Ordering::Relaxed);
+    // Stay connected (and unread) a while: memory must stay bounded.
+    thread::sleep(Duration::from_millis(1000));
+    let in_1 = stat(&stats(&server), "bytes.in");
+    thread::sleep(Duration::from_millis(500));
+    let in_2 = stat(&stats(&server), "bytes.in");
+    let peak = watch.max();
+    eprintln!(
+        "non-reading echo client: {outcome:?} after {} KiB sent; server peak RSS {peak} KiB (baseline {base} KiB); \
+         bytes.in grew {} in 500 ms while stalled",
+        sent_bytes / 1024,
+        in_2 - in_1
+    );
+    assert!(
+        peak <= base + 16 * MIB,
+        "server RSS reached {peak} KiB (baseline {base} KiB) while a client sent {} KiB it never read back",
+        sent_bytes / 1024
+    );
+    assert_ne!(
+        outcome,
+        Flood::AllSent,
+        "the server read all 64 MiB from a client that never reads its echoes"
+    );
+    if outcome == Flood::Stalled {
+        // Backpressure: the server is not reading this socket any more
+        // (only the canary's and these two requests' bytes come in).
+        assert!(
+            in_2 - in_1 < 64 * 1024,
+            "the server kept reading from a stalled echo client: {} bytes in 500 ms",
+            in_2 - in_1
+        );
+    }
+    reset(keep);
+    watch.stop();
+    canary.check("echo reader that never reads");
+    expect_rss_settles(pid, base, 8 * MIB, "echo reader that never reads");
+}
+
+#[test]
+fn slow_channel_subscribers_are_cut_and_others_unaffected() {
+    let server = Server::start(&["--send-buffer-bytes", "65536", "--history", "10"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let slow_before = stat(&stats(&server), "closed.slow");
+    const COUNT: u64 = 500;
+
+    // A well-behaved subscriber that reads everything.
+    let mut good = ws_client(addr, "/channels/flood/ws").expect("good subscriber");
+    let reader = thread::spawn(move || {
+        let mut next = 1;
+        while next <= COUNT {
+            match good.read() {
+                Ok(Message::Text(t)) => {
+                    let v = parse_json(&t).map_err(|e| format!("not JSON ({e}): {t:.80}"))?;
+                    let id = v.get("id").and_then(JsonValue::as_f64).unwrap_or(0.0) as u64;
+                    if id != next {
+                        return Err(format!("expected id {next}, got {id}"));
+                    }
+                    next += 1;
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                Ok(other) => return Err(format!("unexpected {other:?}")),
+                Err(e) => return Err(format!("after {} messages: {e}", next - 1)),
+            }
+        }
+        Ok(next - 1)
+    });
+    // A WebSocket and an SSE subscriber that never read.
+    let mut lazy_ws = RawWs::open(addr, "/channels/flood/ws");
+    let mut lazy_sse = connect(addr);
+    lazy_sse
+        .write_all(
+            format!("GET /channels/flood/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    let r = try_read_response(&mut lazy_sse).expect("event stream head");
+    assert_eq!(r.status, 200);
+
+    // 500 messages of 16 KiB from a keep-alive publisher.
+    let mut publisher = connect(addr);
+    let mut slowest = Duration::ZERO;
+    for i in 1..=COUNT {
+        let mut body = format!("{i:05}").into_bytes();
+        body.resize(16 * 1024, b'x');
+        let t = Instant::now();
+        publisher
+            .write_all(
+                format!(
+                    "POST /channels/flood HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        publisher.write_all(&body).unwrap();
+        let r = try_read_response(&mut publisher).expect("publish answer");
+        assert_eq!(r.status, 201, "publish #{i}: {r:?}");
+        slowest = slowest.max(t.elapsed());
+    }
+    eprintln!("publisher: slowest publish {slowest:?}");
+    assert!(
+        slowest < CANARY_LIMIT,
+        "the publisher was slowed down: {slowest:?}"
+    );
+
+    let mut last = JsonValue::Null;
+    let cut = wait_for(Duration::from_secs(5), || {
+        last = stats(&server);
+        (stat(&last, "closed.slow") >= slow_before + 2).then_some(())
+    });
+    assert!(
+        cut.is_some(),
+        "the two non-reading subscribers were not both cut as slow: {last:?}"
+    );
+    let got = reader.join().unwrap();
+    assert_eq!(got, Ok(COUNT), "the reading subscriber was affected");
+
+    // The lazy ones now find their connection ended (after whatever was
+    // already in flight).
+    lazy_ws
+        .s
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut close_code = None;
+    loop {
+        match lazy_ws.next_frame() {
+            Ok(Some((b0, p))) if b0 & 0x0f == OP_CLOSE => {
+                close_code = (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the slow WebSocket subscriber was not disconnected")
+            }
+            Err(_) => break, // reset
+        }
+    }
+    eprintln!("slow WebSocket subscriber: close code {close_code:?}");
+    if let Some(code) = close_code {
+        assert_eq!(code, 1008, "a slow subscriber's close code");
+    }
+    lazy_sse
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    if let Err((e, _)) = read_to_close(&mut lazy_sse) {
+        panic!("the slow SSE subscriber was not disconnected: {e}");
+    }
+    let peak = watch.stop();
+    eprintln!("slow subscribers: peak RSS {peak} KiB (baseline {base} KiB)");
+    assert!(
+        peak <= base + 16 * MIB,
+        "server RSS reached {peak} KiB (baseline {base} KiB)"
+    );
+    canary.check("slow channel subscribers");
+    expect_rss_settles(pid, base, 8 * MIB, "slow channel subscribers");
+}
+
+// ---------------------------------------------------------------------------
+// 5. Resets mid-frame, mid-chunk, mid-response.
+// ---------------------------------------------------------------------------
+
+/// One round of every kind of reset, `n` of each.
+fn reset_round(server: &Server, n: usize) {
+    let addr = server.addr;
+    let expect_continue = |s: &mut TcpStream| {
+        let mut buf = Vec::new();
+        while find(&buf, b"100 Continue\r\n\r\n").is_none() {
+            let mut chunk = [0u8; 256];
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => panic!("no 100 Continue: {:?}", String::from_utf8_lossy(&buf)),
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+    };
+    type Attack<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let attacks: Vec<Attack> =
+        vec![
+            // Half a WebSocket frame on /echo. The ping before it comes back as
+            // a pong only once the server has read (and buffered) the half frame.
+            (
+                "half a frame on /echo",
+                Box::new(|| {
+                    let mut ws = RawWs::open(addr, "/echo");
+                    let mut bytes = client_frame(OP_PING, b"p");
+                    bytes.extend(client_frame_header(OP_BINARY, 1000));
+                    bytes.extend_from_slice(&[7; 10]);
+                    ws.s.write_all(&bytes).unwrap();
+                    ws.until_pong();
+                    reset(ws.s);
+                }),
+            ),
+            // Half a text frame on a channel subscriber.
+            (
+                "half a frame on a channel",
+                Box::new(|| {
+                    let mut ws = RawWs::open(addr, "/channels/rst/ws");
+                    let mut bytes = client_frame(OP_PING, b"p");
+                    bytes.extend(client_frame_header(OP_TEXT, 5000));
+                    bytes.extend_from_slice(b"half a message");
+                    ws.s.write_all(&bytes).unwrap();
+                    ws.until_pong();
+                    reset(ws.s);
+                }),
+            ),
+            // Half a chunk of a chunked body.
+            (
+                "half a chunk",
+                Box::new(|| {
+                    let mut s = connect(addr);
+                    s.write_all(
+                        format!(
+                    "POST /channels/rst HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\
+                     Expect: 100-continue\r\n\r\n64\r\nabc"
+                )
+                        .as_bytes(),
+                    )
+                    .unwrap();
+                    expect_continue(&mut s);
+                    reset(s);
+                }),
+            ),
+            // Part of a Content-Length body.
+            (
+                "part of a body",
+                Box::new(|| {
+                    let mut s = connect(addr);
+                    s.write_all(
+                        format!(
+                    "POST /channels/rst HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000\r\n\
+                     Expect: 100-continue\r\n\r\n0123456789"
+                )
+                        .as_bytes(),
+                    )
+                    .unwrap();
+                    expect_continue(&mut s);
+                    reset(s);
+                }),
+            ),
+            // Part of a head.
+            (
+                "part of a head",
+                Box::new(|| {
+                    let mut s = connect(addr);
+                    s.write_all(
+                        format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nX-Half: ab").as_bytes(),
+                    )
+                    .unwrap();
+                    reset(s);
+                }),
+            ),
+            // An event stream replaying 256 KiB of history: reset mid-response.
+            (
+                "mid-replay on SSE",
+                Box::new(|| {
+                    let mut s = connect(addr);
+                    s.write_all(
+                format!("GET /channels/big/events?lastEventId=0 HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+                    let mut first = [0u8; 1024];
+                    assert!(s.read(&mut first).unwrap() > 0);
+                    reset(s);
+                }),
+            ),
+            // The same on a WebSocket.
+            (
+                "mid-replay on WebSocket",
+                Box::new(|| {
+                    let mut ws = RawWs::open(addr, "/channels/big/ws?after=0");
+                    let _ = ws.next_frame();
+                    reset(ws.s);
+                }),
+            ),
+        ];
+    let mut times = vec![Duration::ZERO; attacks.len()];
+    for k in 0..n {
+        for (i, (name, attack)) in attacks.iter().enumerate() {
+            // Replays cost the server real work (encoding the history):
+            // a quarter as many of those.
+            if name.starts_with("mid-replay") && k % 4 != 0 {
+                continue;
+            }
+            let t = Instant::now();
+            attack();
+            times[i] += t.elapsed();
+        }
+    }
+    // Event streams and parked long polls, in batches, reset once the
+    // server has them all.
+    let t = Instant::now();
+    let base = stats(server);
+    let sse: Vec<TcpStream> = (0..n)
+        .map(|_| {
+            let mut s = connect(addr);
+            s.write_all(
+                format!("GET /channels/rst/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+            assert_eq!(try_read_response(&mut s).map(|r| r.status), Ok(200));
+            s
+        })
+        .collect();
+    let polls: Vec<TcpStream> = (0..n)
+        .map(|_| {
+            let mut s = connect(addr);
+            s.write_all(
+                format!("GET /channels/rst/poll?timeout=30 HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    let parked = wait_for(Duration::from_secs(5), || {
+        let st = stats(server);
+        (stat(&st, "connections.open.longpoll")
+            >= stat(&base, "connections.open.longpoll") + n as u64
+            && stat(&st, "connections.open.sse") >= stat(&base, "connections.open.sse") + n as u64)
+            .then_some(())
+    });
+    assert!(
+        parked.is_some(),
+        "the long polls and streams were not all open: {:?}",
+        stats(server)
+    );
+    sse.into_iter().for_each(reset);
+    polls.into_iter().for_each(reset);
+    let summary: Vec<String> = attacks
+        .iter()
+        .zip(&times)
+        .map(|((name, _), t)| format!("{name} {t:.1?}"))
+        .chain([format!("streams and polls {:.1?}", t.elapsed())])
+        .collect();
+    eprintln!("reset round of {n} each: {}", summary.join(", "));
+}
+
+#[test]
+fn resets_mid_frame_mid_chunk_and_mid_response_leave_nothing_behind() {
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    // 256 KiB of history to replay (set up before the baseline): more
+    // than the socket takes at once, so resets come mid-response.
+    let big = vec![b'b'; 16 * 1024];
+    for _ in 0..16 {
+        assert_eq!(server.post("/channels/big", &big).status, 201);
+    }
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let quiet = |what: &str| {
+        let mut last = JsonValue::Null;
+        let ok = wait_for(Duration::from_secs(5), || {
+            last = stats(&server);
+            // The canary's WebSocket, the canary's and this request's HTTP.
+            let calm = stat(&last, "connections.open.ws") <= 1
+                && stat(&last, "connections.open.sse") == 0
+                && stat(&last, "connections.open.longpoll") == 0
+                && stat(&last, "connections.open.http") <= 2;
+            calm.then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "{what}: connections left open after the resets: {last:?}"
+        );
+    };
+
+    const N: usize = 200;
+    let t = Instant::now();
+    reset_round(&server, N);
+    quiet("round 0");
+    eprintln!("reset round 0 took {:?}", t.elapsed());
+    let after_first = expect_rss_settles(pid, base, 8 * MIB, "resets round 0");
+    for round in 1..3 {
+        reset_round(&server, N);
+        quiet(&format!("round {round}"));
+    }
+    assert!(process_alive(pid));
+    // Two more rounds (~3600 connections) must not grow the heap.
+    expect_rss_settles(pid, after_first, 2 * MIB, "resets rounds 1-2 (vs round 0)");
+    // Nothing half-received was published.
+    let r = server.get("/channels/rst/poll?after=0&timeout=0");
+    assert!(r.text().contains("\"messages\":[]"), "{}", r.text());
+    canary.check("resets");
+}
+
+// ---------------------------------------------------------------------------
+// 6. Half-closed sockets.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn half_closed_sockets_get_their_full_answer_then_eof() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+
+    // One request, then shutdown(Write).
+    let mut s = connect(addr);
+    s.write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let r = try_read_response(&mut s).expect("answer after a half-close");
+    assert_eq!(r.status, 200);
+    r.json().expect("complete JSON body");
+    assert_eq!(
+        read_to_close(&mut s).map_err(|e| e.0.to_string()),
+        Ok(vec![])
+    );
+
+    // A request with a body.
+    let mut s = connect(addr);
+    s.write_all(
+        format!("POST /channels/hc HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5\r\n\r\nhello")
+            .as_bytes(),
+    )
+    .unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let r = try_read_response(&mut s).expect("answer after a half-close");
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(
+        r.json().unwrap().get("id").and_then(JsonValue::as_f64),
+        Some(1.0)
+    );
+    assert_eq!(
+        read_to_close(&mut s).map_err(|e| e.0.to_string()),
+        Ok(vec![])
+    );
+
+    // Three pipelined requests, a large answer among them.
+    let mut s = connect(addr);
+    s.write_all(
+        format!(
+            "GET /stats HTTP/1.1\r\nHost: {addr}\r\n\r\nGET / HTTP/1.1\r\nHost: {addr}\r\n\r\n\
+             GET /checkstatus?jobId=job:999 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("read to EOF");
+    let mut statuses = Vec::new();
+    let mut rest = &all[..];
+    while !rest.is_empty() {
+        let status = first_status(rest)
+            .unwrap_or_else(|| panic!("not a response: {:.80?}", String::from_utf8_lossy(rest)));
+        let head_end = find(rest, b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&rest[..head_end]).to_ascii_lowercase();
+        let len: usize = head
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .expect("Content-Length");
+        assert!(
+            rest.len() >= head_end + len,
+            "truncated answer after a half-close"
+        );
+        statuses.push(status);
+        rest = &rest[head_end + len..];
+    }
+    assert_eq!(
+        statuses,
+        vec![200, 200, 404],
+        "pipelined answers after a half-close"
+    );
+
+    // WebSocket: a message and a close, then shutdown(Write): the echo and
+    // the close echo still come, then EOF.
+    let mut ws = RawWs::open(addr, "/echo");
+    let mut bytes = client_frame(OP_TEXT, b"before the close");
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    bytes.extend(client_frame(OP_CLOSE, &close));
+    ws.s.write_all(&bytes).unwrap();
+    ws.s.shutdown(Shutdown::Write).unwrap();
+    let f = ws.next_frame().unwrap().expect("the echo");
+    assert_eq!(
+        (f.0, f.1.as_slice()),
+        (0x80 | OP_TEXT, &b"before the close"[..])
+    );
+    let f = ws.next_frame().unwrap().expect("the close echo");
+    assert_eq!(f.0, 0x80 | OP_CLOSE);
+    assert_eq!(&f.1[..2], &1000u16.to_be_bytes());
+    assert!(
+        ws.next_frame().unwrap().is_none(),
+        "EOF after the close echo"
+    );
+
+    // Only a close frame (with code 1001), then half-close.
+    let mut ws = RawWs::open(addr, "/channels/hc/ws");
+    ws.s.write_all(&client_frame(OP_CLOSE, &1001u16.to_be_bytes()))
+        .unwrap();
+    ws.s.shutdown(Shutdown::Write).unwrap();
+    let mut code = None;
+    while let Some((b0, p)) = ws.next_frame().unwrap() {
+        if b0 & 0x0f == OP_CLOSE {
+            code = Some(u16::from_be_bytes([p[0], p[1]]));
+        }
+    }
+    assert_eq!(code, Some(1001), "the close echo before EOF");
+
+    canary.check("half-closed sockets");
+}
+
+// ---------------------------------------------------------------------------
+// 7. Random bytes to every endpoint.
+// ---------------------------------------------------------------------------
+
+#[derive(Clone)]
+enum Setup {
+    /// Plain bytes on a fresh connection.
+    None,
+    /// After a `101` on this path.
+    Ws(&'static str),
+    /// After the head of this event stream.
+    Sse(&'static str),
+}
+
+#[derive(Clone)]
+struct Case {
+    name: String,
+    setup: Setup,
+    payload: Vec<u8>,
+    /// The first answer, if any, must be an error (>= 400).
+    error_expected: bool,
+}
+
+/// Every path of API.md with a method that reaches it.
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("POST", "/submit"),
+    ("GET", "/checkstatus?jobId=job:1"),
+    ("POST", "/channels/x"),
+    ("GET", "/channels/x/poll?timeout=1"),
+    ("GET", "/channels/x/events"),
+    ("GET", "/channels/x/ws"),
+    ("GET", "/sse"),
+    ("GET", "/echo"),
+    ("POST", "/webhooks"),
+    ("POST", "/webhook-receiver"),
+    ("GET", "/stats"),
+];
+
+fn random_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let header_alphabet = b"abcXYZ019-_:;, \t\r\n=/%\"?&Upgrade websocket";
+    for (e, (method, path)) in ENDPOINTS.iter().enumerate() {
+        for seed in 0..6u64 {
+            let mut rng = XorShift::new(1000 * e as u64 + seed);
+            let n = 1000 + rng.below(3000) as usize;
+            // A valid request line, then random bytes.
+            let mut p = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+            p.extend(rng.bytes(n));
+            cases.push(Case {
+                name: format!("{method} {path} + {n} random bytes (seed {seed})"),
+                setup: Setup::None,
+                payload: p,
+                error_expected: true,
+            });
+            // Random header-like text from a small alphabet (gets deeper
+            // into the header parser).
+            let mut p = format!("{method} {path} HTTP/1.1\r\nHost: fuzz\r\n").into_bytes();
+            p.extend(rng.pick_from(n, header_alphabet));
+            p.extend_from_slice(b"\r\n\r\n");
+            cases.push(Case {
+                name: format!("{method} {path} + random header text (seed {seed})"),
+                setup: Setup::None,
+                payload: p,
+                error_expected: false,
+            });
+            // A random body, by length and chunked.
+            let body = rng.bytes(n);
+            let mut p =
+                format!("{method} {path} HTTP/1.1\r\nHost: fuzz\r\nContent-Length: {n}\r\n\r\n")
+                    .into_bytes();
+            p.extend_from_slice(&body);
+            cases.push(Case {
+                name: format!("{method} {path} + random body (seed {seed})"),
+                setup: Setup::None,
+                payload: p,
+                error_expected: false,
+            });
+            let mut p = format!(
+                "{method} {path} HTTP/1.1\r\nHost: fuzz\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .into_bytes();
+            p.extend_from_slice(&body);
+            cases.push(Case {
+                name: format!("{method} {path} + random chunked body (seed {seed})"),
+                setup: Setup::None,
+                payload: p,
+                error_expected: false,
+            });
+        }
+    }
+    for seed in 0..100u64 {
+        let mut rng = XorShift::new(50_000 + seed);
+        let n = 1 + rng.below(4096) as usize;
+        cases.push(Case {
+            name: format!("{n} random bytes on a fresh connection (seed {seed})"),
+            setup: Setup::None,
+            payload: rng.bytes(n),
+            error_expected: true,
+        });
+    }
+    for (w, path) in ["/echo", "/", "/channels/x/ws"].into_iter().enumerate() {
+        for seed in 0..15u64 {
+            let mut rng = XorShift::new(60_000 + 100 * w as u64 + seed);
+            let n = 1 + rng.below(4096) as usize;
+            cases.push(Case {
+                name: format!("{n} random bytes after the 101 on {path} (seed {seed})"),
+                setup: Setup::Ws(path),
+                payload: rng.bytes(n),
+                error_expected: false,
+            });
+        }
+    }
+    for seed in 0..5u64 {
+        let mut rng = XorShift::new(70_000 + seed);
+        cases.push(Case {
+            name: format!("random bytes into an event stream (seed {seed})"),
+            setup: Setup::Sse("/channels/x/events"),
+            payload: rng.bytes(4096),
+            error_expected: false,
+        });
+    }
+    cases
+}
+
+/// Runs one case; `Err` says what was wrong with the server's answer.
+fn run_case(addr: SocketAddr, case: &Case) -> Result<String, String> {
+    let (mut s, leftover) = match case.setup {
+        Setup::Ws(path) => {
+            let ws = RawWs::open(addr, path);
+            (ws.s, ws.buf[ws.pos..].to_vec())
+        }
+        _ => (connect(addr), Vec::new()),
+    };
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    match case.setup {
+        Setup::None => {}
+        Setup::Ws(_) => {
+            s.set_read_timeout(Some(Duration::from_millis(1000)))
+                .unwrap();
+        }
+        Setup::Sse(path) => {
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+                .unwrap();
+            let r = try_read_response(&mut s)?;
+            if r.status != 200 {
+                return Err(format!("event stream answered {}", r.status));
+            }
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+        }
+    }
+    // The server may answer and close before taking everything: a failed
+    // write is fine, what it sent back is what counts.
+    let _ = s.write_all(&case.payload);
+    // Read until the server closes, or until the read timeout; once a
+    // request was answered with a success (a keep-alive answer, an event
+    // stream), only a little longer.
+    let mut end = Instant::now() + s.read_timeout().unwrap().unwrap();
+    let mut got = leftover;
+    let mut closed = false;
+    let mut chunk = [0u8; 65536];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => {
+                got.extend_from_slice(&chunk[..n]);
+                let answered = matches!(case.setup, Setup::None)
+                    && find(&got, b"\r\n\r\n").is_some()
+                    && first_status(&got).is_some_and(|st| st < 400);
+                if answered {
+                    end = end.min(Instant::now() + Duration::from_millis(200));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(_) => {
+                closed = true; // reset
+                break;
+            }
+        }
+    }
+    match case.setup {
+        Setup::None => {
+            if got.is_empty() {
+                return Ok(if closed {
+                    "closed silently"
+                } else {
+                    "no answer yet"
+                }
+                .into());
+            }
+            let status = first_status(&got).ok_or_else(|| {
+                format!(
+                    "not an HTTP response: {:?}",
+                    String::from_utf8_lossy(&got[..got.len().min(80)])
+                )
+            })?;
+            if case.error_expected && status < 400 {
+                return Err(format!("garbage answered with {status}"));
+            }
+            if status >= 400 {
+                let head_end = find(&got, b"\r\n\r\n").ok_or("incomplete error head")? + 4;
+                let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+                if !head.contains("content-type: application/json") {
+                    return Err(format!("error {status} is not JSON: {head:?}"));
+                }
+                let len: usize = head
+                    .split("\r\n")
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or("error without Content-Length")?;
+                let body = got
+                    .get(head_end..head_end + len)
+                    .ok_or("truncated error body")?;
+                let v = parse_json(&String::from_utf8_lossy(body))
+                    .map_err(|e| format!("error body: {e}"))?;
+                if v.get("error").and_then(JsonValue::as_str).is_none() {
+                    return Err(format!("error body without \"error\": {v:?}"));
+                }
+            }
+            Ok(format!("answered {status}"))
+        }
+        Setup::Ws(_) => {
+            // Look for a close frame among the server's frames.
+            let mut rest = &got[..];
+            let mut close = None;
+            while rest.len() >= 2 {
+                let mut len = (rest[1] & 0x7f) as usize;
+                let mut at = 2;
+                if len == 126 && rest.len() >= 4 {
+                    len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+                    at = 4;
+                } else if len == 127 && rest.len() >= 10 {
+                    len = u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize;
+                    at = 10;
+                }
+                if rest[1] & 0x80 != 0 {
+                    return Err("the server sent a masked frame".into());
+                }
+                if rest.len() < at + len {
+                    break;
+                }
+                if rest[0] & 0x0f == OP_CLOSE && len >= 2 {
+                    close = Some(u16::from_be_bytes([rest[at], rest[at + 1]]));
+                }
+                rest = &rest[at + len..];
+            }
+            Ok(match (close, closed) {
+                (Some(c), _) => format!("ws close {c}"),
+                (None, true) => "ws closed without a close frame".into(),
+                (None, false) => "ws still open".into(),
+            })
+        }
+        Setup::Sse(_) => Ok(if closed {
+            "stream closed"
+        } else {
+            "stream open"
+        }
+        .into()),
+    }
+}
+
+#[test]
+fn random_bytes_to_every_endpoint_never_crash_the_server() {
+    let server = Server::start(&["--header-timeout-ms", "500"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let cases = random_cases();
+    let next = AtomicUsize::new(0);
+    let results: Vec<(String, Result<String, String>)> = thread::scope(|sc| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(case) = cases.get(i) else { break };
+                        mine.push((case.name.clone(), run_case(addr, case)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let mut tally = std::collections::BTreeMap::new();
+    let mut bad = Vec::new();
+    for (name, r) in &results {
+        match r {
+            Ok(label) => *tally.entry(label.clone()).or_insert(0) += 1,
+            Err(e) => bad.push(format!("{name}: {e}")),
+        }
+    }
+    eprintln!("random bytes: {} cases: {tally:?}", results.len());
+    assert!(process_alive(pid), "the server process died");
+    assert!(
+        bad.is_empty(),
+        "bad answers to random bytes:\n{}",
+        bad.join("\n")
+    );
+    let st = stats(&server);
+    assert!(
+        stat(&st, "closed.protocol") > 100,
+        "protocol errors not counted: {st:?}"
+    );
+    canary.check("random bytes");
+    assert!(process_alive(pid), "the server process died");
+    expect_rss_settles(pid, base, 8 * MIB, "random bytes");
+}
+
+// ---------------------------------------------------------------------------
+// 8. WebSocket ping flood.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn websocket_ping_flood_is_answered_with_bounded_memory() {
+    // A 256 KiB send buffer: the server stops reading a flooder once that
+    // much output (pongs) is queued. With the 1 MiB default, one flooder
+    // that never reads keeps the (debug build's) loop busy ~0.2-0.4 s
+    // before backpressure starts; see the pong flood test for the loop's
+    // missing per-turn read budget.
+    let server = Server::start(&["--send-buffer-bytes", "262144"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    // 100,000 pings, pipelined 1000 to a write, pongs read on another thread.
+    const PINGS: u32 = 100_000;
+    let ws = RawWs::open(addr, "/echo");
+    let mut w = ws.s.try_clone().unwrap();
+    let mut ws = ws;
+    ws.s.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    let reader = thread::spawn(move || {
+        let mut next = 0u32;
+        while next < PINGS {
+            match ws.next_frame() {
+                Ok(Some((b0, p))) if b0 & 0x0f == OP_PONG => {
+                    let seq = <[u8; 4]>::try_from(p.as_slice())
+                        .ok()
+                        .map(u32::from_be_bytes);
+                    if seq != Some(next) {
+                        return Err(format!("pong #{next} carried {p:?}"));
+                    }
+                    next += 1;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(format!("EOF after {next} pongs")),
+                Err(e) => return Err(format!("after {next} pongs: {e}")),
+            }
+        }
+        Ok(next)
+    });
+    for batch in 0..PINGS / 1000 {
+        let mut buf = Vec::with_capacity(1000 * 10);
+        for i in 0..1000 {
+            buf.extend(client_frame(OP_PING, &(batch * 1000 + i).to_be_bytes()));
+        }
+        w.write_all(&buf).expect("write pings");
+    }
+    let pongs = reader.join().unwrap();
+    eprintln!("ping flood: {pongs:?} in {:?}", t.elapsed());
+    assert_eq!(pongs, Ok(PINGS), "every ping gets its pong, in order");
+    reset(w);
+
+    // Now a flooder that never reads its pongs: the server must stop
+    // reading it (or cut it) rather than queue pongs without bound.
+    let ws = RawWs::open(addr, "/echo");
+    let keep = ws.s.try_clone().unwrap();
+    let mut unit = Vec::with_capacity(10_000 * 10);
+    for i in 0..10_000u32 {
+        unit.extend(client_frame(OP_PING, &i.to_be_bytes()));
+    }
+    let sent = Arc::new(AtomicU64::new(0));
+    let outcome = flood(ws.s, unit, 256 * 1024 * 1024, sent.clone())
+        .join()
+        .unwrap();
+    eprintln!(
+        "non-reading ping flood: {outcome:?} after {} KiB of pings",
+        sent.load(Ordering::Relaxed) / 1024
+    );
+    assert_ne!(
+        outcome,
+        Flood::AllSent,
+        "the server read 256 MiB of pings nobody took pongs for"
+    );
+    thread::sleep(Duration::from_millis(500));
+    let peak = watch.stop();
+    eprintln!("ping flood: peak RSS {peak} KiB (baseline {base} KiB)");
+    assert!(
+        peak <= base + 16 * MIB,
+        "server RSS reached {peak} KiB during a ping flood (baseline {base} KiB)"
+    );
+    reset(keep);
+    canary.check("ping flood");
+    expect_rss_settles(pid, base, 8 * MIB, "ping flood");
+}
+
+// ---------------------------------------------------------------------------
+// 9. Graceful shutdown.
+// ---------------------------------------------------------------------------
+
+fn graceful_shutdown(signal: &str) {
+    let mut server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+
+    let mut ws = ws_client(addr, "/echo").expect("WebSocket");
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_secs(7)))
+        .unwrap();
+    canary_echo(&mut ws, "before").unwrap();
+
+    let mut sse = connect(addr);
+    sse.set_read_timeout(Some(Duration::from_secs(7))).unwrap();
+    sse.write_all(format!("GET /channels/x/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = try_read_response(&mut sse).expect("event stream head");
+    assert_eq!(head.status, 200);
+    assert!(head
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/event-stream"));
+
+    let mut poll = connect(addr);
+    poll.set_read_timeout(Some(Duration::from_secs(7))).unwrap();
+    poll.write_all(
+        format!("GET /channels/x/poll?timeout=60 HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+
+    // An idle keep-alive connection, and a request whose body is half sent.
+    let mut idle = connect(addr);
+    idle.set_read_timeout(Some(Duration::from_secs(7))).unwrap();
+    assert!(stats_on(&mut idle, addr).get("connections").is_some());
+    let mut inflight = connect(addr);
+    inflight
+        .set_read_timeout(Some(Duration::from_secs(7)))
+        .unwrap();
+    inflight
+        .write_all(
+            format!("POST /channels/x HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5\r\n\r\nhe")
+                .as_bytes(),
+        )
+        .unwrap();
+
+    let ready = wait_for(Duration::from_secs(5), || {
+        let st = stats(&server);
+        (stat(&st, "connections.open.longpoll") == 1
+            && stat(&st, "connections.open.sse") == 1
+            && stat(&st, "connections.open.ws") == 1)
+            .then_some(())
+    });
+    assert!(ready.is_some(), "setup: {:?}", stats(&server));
+
+    let t0 = Instant::now();
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} failed");
+
+    // The WebSocket gets a close frame with 1001 (going away).
+    let code = loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => break Some(u16::from(f.code)),
+            Ok(Message::Close(None)) => break None,
+            Ok(_) => {}
+            Err(e) => panic!("{signal}: the WebSocket ended without a close frame: {e}"),
+        }
+    };
+    assert_eq!(code, Some(1001), "{signal}: WebSocket close code");
+    let ended = loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                break Ok(())
+            }
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    assert_eq!(
+        ended,
+        Ok(()),
+        "{signal}: the close handshake did not complete cleanly"
+    );
+
+    // Shutting down (the half-sent request keeps it from finishing): new
+    // connections are refused. Checked here, reported at the end, so that
+    // the rest of the shutdown is checked too.
+    let refused = match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(()),
+        Err(e) => Err(format!(
+            "connecting during the shutdown failed, but not with a refusal: {e}"
+        )),
+        Ok(mut s) => {
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let _ = s.write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes());
+            let answer = try_read_response(&mut s);
+            Err(format!(
+                "a new connection was accepted (by the kernel: the listening socket is still \
+                 open) during the shutdown, {:?} after the signal; it got {answer:?}",
+                t0.elapsed()
+            ))
+        }
+    };
+
+    // The response in flight is finished, with Connection: close.
+    inflight.write_all(b"llo").unwrap();
+    let r = try_read_response(&mut inflight).expect("the in-flight request is answered");
+    assert_eq!(r.status, 201, "{signal}: in-flight publish: {r:?}");
+    assert_eq!(
+        r.header("connection")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("close")
+    );
+    assert_eq!(
+        read_to_close(&mut inflight).map_err(|e| e.0.to_string()),
+        Ok(vec![])
+    );
+
+    // The long poll is answered (200 JSON), then the connection closes.
+    let r = try_read_response(&mut poll).expect("the long poll is answered");
+    assert_eq!(r.status, 200, "{signal}: long poll: {r:?}");
+    let v = r.json().expect("long-poll JSON");
+    assert!(
+        v.get("messages").is_some() && v.get("last").is_some(),
+        "{v:?}"
+    );
+    assert!(
+        read_to_close(&mut poll).is_ok(),
+        "{signal}: the long poll's connection stayed open"
+    );
+
+    // The event stream's body ends (it may carry the message published above).
+    match read_to_close(&mut sse) {
+        Ok(rest) => {
+            let text = String::from_utf8_lossy(&rest);
+            assert!(!text.contains("HTTP/1.1"), "{text:?}");
+        }
+        Err((e, _)) => panic!("{signal}: the event stream did not end: {e}"),
+    }
+    // The idle keep-alive connection is closed.
+    assert_eq!(
+        read_to_close(&mut idle).map_err(|e| e.0.to_string()),
+        Ok(vec![])
+    );
+
+    let exit = server.wait_exit(Duration::from_secs(6).saturating_sub(t0.elapsed()));
+    let took = t0.elapsed();
+    let exit = exit.unwrap_or_else(|| panic!("{signal}: still running {took:?} after the signal"));
+    eprintln!("{signal}: exited with {exit} after {took:?}");
+    assert!(exit.success(), "{signal}: exit status {exit}");
+    if let Err(e) = refused {
+        panic!("{signal}: {e}");
+    }
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+        "{signal}: still accepting after exit"
+    );
+}
+
+#[test]
+fn graceful_shutdown_on_sigterm() {
+    graceful_shutdown("TERM");
+}
+
+#[test]
+fn graceful_shutdown_on_sigint() {
+    graceful_shutdown("INT");
+}
+
+/// Frames that need no answer (unsolicited pongs, RFC 6455 section 5.5.3)
+/// produce no output, so output backpressure never stops the server from
+/// reading them: the loop must still take turns with other connections.
+#[test]
+fn websocket_pong_flood_does_not_starve_other_clients() {
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    let ws = RawWs::open(addr, "/echo");
+    let keep = ws.s.try_clone().unwrap();
+    let mut unit = Vec::with_capacity(100_000 * 6);
+    for _ in 0..100_000 {
+        unit.extend(client_frame(OP_PONG, b""));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let (st, sn) = (stop.clone(), sent.clone());
+    let mut w = ws.s;
+    let writer = thread::spawn(move || {
+        w.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+        while !st.load(Ordering::Relaxed) {
+            match w.write_all(&unit) {
+                Ok(()) => sn.fetch_add(unit.len() as u64, Ordering::Relaxed),
+                Err(e) => return Err(e.to_string()),
+            };
+        }
+        Ok(())
+    });
+    thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let res = writer.join().unwrap();
+    eprintln!(
+        "pong flood: {} KiB of unsolicited pongs in 3 s ({res:?})",
+        sent.load(Ordering::Relaxed) / 1024
+    );
+    reset(keep);
+    let peak = watch.stop();
+    assert!(
+        peak <= base + 16 * MIB,
+        "server RSS reached {peak} KiB during a pong flood (baseline {base} KiB)"
+    );
+    canary.check("pong flood");
+    expect_rss_settles(pid, base, 8 * MIB, "pong flood");
+}

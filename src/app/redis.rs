@@ -328,16 +328,19 @@ impl Server {
     }
 
     fn redis_send(&mut self, key: usize, args: &[&[u8]]) {
-        if self.cfg.trace {
-            let words: Vec<String> = args
-                .iter()
-                .take(3)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            crate::trace::event(self, key, format_args!("redis <- {}", words.join(" ")));
-        }
         if let Some(c) = self.conns.get_mut(key) {
-            resp::write_command(&mut c.out.owned_tail(), args);
+            let mut out = c.out.owned_tail();
+            let start = out.len();
+            resp::write_command(&mut out, args);
+            if self.cfg.trace {
+                // The command as it goes on the wire, decoded back (long
+                // arguments, like a script's text, are cut by `describe`).
+                let sent = out[start..].to_vec();
+                drop(out);
+                if let Ok(Status::Complete((v, _))) = resp::parse(&sent, &resp::Limits::default()) {
+                    crate::trace::event(self, key, format_args!("redis <- {}", resp::describe(&v)));
+                }
+            }
         }
         self.mark_dirty(key);
     }
@@ -459,6 +462,14 @@ impl Server {
             c.waiting.push((key, conn_id));
         }
         self.redis_sync(ch);
+        crate::trace::event(
+            self,
+            key,
+            format_args!(
+                "request held until channel {} is synced with Redis",
+                self.hub.get(ch).name
+            ),
+        );
         self.defer_request = true;
         if let Some(Kind::Http(st)) = self.conns.get_mut(key).map(|c| &mut c.kind) {
             st.synced_once = true;

@@ -251,7 +251,8 @@ impl Server {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        ws_frame::write_frame(&mut c.out.owned_tail(), op, payload);
+        let len = ws_frame::header_len(payload.len() as u64, false) + payload.len();
+        ws_frame::write_frame(&mut c.out.owned_tail_for(len), op, payload);
         self.mark_dirty(key);
     }
 

@@ -50,6 +50,9 @@ pub(crate) mod pool {
     }
 }
 
+/// An append at least this large gets its own buffer when it does not fit.
+const LARGE_APPEND: usize = 4 * 1024;
+
 /// How many chunks one vectored write takes at most.
 const MAX_IOVECS: usize = 64;
 
@@ -100,9 +103,22 @@ impl OutQueue {
     /// (Writing straight into the queue saves building each response in a
     /// temporary first.)
     pub fn owned_tail(&mut self) -> OwnedTail<'_> {
-        let reuse = matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.len() < COALESCE_LIMIT);
+        self.owned_tail_for(0)
+    }
+
+    /// `owned_tail` when about `additional` bytes are coming. A large
+    /// append that does not fit the last buffer gets a new buffer sized for
+    /// it (growing the old one would copy everything already in it); small
+    /// ones keep coalescing into one buffer, so a burst of small frames
+    /// leaves in one piece.
+    pub fn owned_tail_for(&mut self, additional: usize) -> OwnedTail<'_> {
+        let reuse = matches!(self.chunks.back(), Some(Chunk::Owned(v))
+            if v.len() < COALESCE_LIMIT
+                && (additional < LARGE_APPEND || v.capacity() - v.len() >= additional));
         if !reuse {
-            self.chunks.push_back(Chunk::Owned(pool::take()));
+            let mut v = pool::take();
+            v.reserve(additional);
+            self.chunks.push_back(Chunk::Owned(v));
         }
         let Some(Chunk::Owned(buf)) = self.chunks.back_mut() else {
             unreachable!("an owned chunk was just ensured at the back")
@@ -118,7 +134,7 @@ impl OutQueue {
     /// Appends a copy of `bytes`.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         if !bytes.is_empty() {
-            self.owned_tail().extend_from_slice(bytes);
+            self.owned_tail_for(bytes.len()).extend_from_slice(bytes);
         }
     }
 

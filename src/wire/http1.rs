@@ -100,7 +100,7 @@ pub fn parse_head<'h, 'b>(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if let Some(i) = line_end {
-                if buf.len() - skipped - i > max {
+                if section_too_large(buf.len() - skipped, i, max) {
                     return Err(HeadError::HeadersTooLarge);
                 }
             }
@@ -109,7 +109,7 @@ pub fn parse_head<'h, 'b>(
         Err(e) => return Err(classify(e, &buf[skipped..])),
     };
     if let Some(i) = line_end {
-        if n - skipped - i > max + 2 {
+        if section_too_large(n - skipped, i, max) {
             return Err(HeadError::HeadersTooLarge);
         }
     }
@@ -133,6 +133,15 @@ pub fn parse_head<'h, 'b>(
     )))
 }
 
+/// Is the header section (what follows the request line, the final blank
+/// line not counted) longer than `max`? `len` is the bytes of the head seen
+/// so far, `line_end` the index of the request line's LF. One rule for a
+/// complete head and for one still arriving, so the answer never depends
+/// on where a read happened to end (found by fuzzing).
+fn section_too_large(len: usize, line_end: usize, max: usize) -> bool {
+    len.saturating_sub(line_end + 1) > max.saturating_add(2)
+}
+
 /// RFC 9112 section 3.2: a server must accept the origin-form (`/path?q`),
 /// the absolute-form (`http://host/path`, sent to proxies, and servers MUST
 /// accept it) and, for OPTIONS, the asterisk-form. We reduce all of them to
@@ -141,8 +150,14 @@ fn origin_form(target: &str) -> Result<&str, HeadError> {
     if target.starts_with('/') || target == "*" {
         return Ok(target);
     }
-    let lower_starts =
-        |p: &str| target.len() >= p.len() && target[..p.len()].eq_ignore_ascii_case(p);
+    // Compared as bytes: slicing the `str` at a fixed index could cut a
+    // multi-byte character in two and panic (found by fuzzing).
+    let lower_starts = |p: &str| {
+        target
+            .as_bytes()
+            .get(..p.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(p.as_bytes()))
+    };
     for scheme in ["http://", "https://"] {
         if lower_starts(scheme) {
             let rest = &target[scheme.len()..];
@@ -687,6 +702,36 @@ mod tests {
             parse_head(&buf, &mut h, 4096).unwrap_err(),
             HeadError::HeadersTooLarge
         );
+    }
+
+    // Regression (fuzz/regressions/http_head): a target whose 7th byte is
+    // inside a multi-byte character made the scheme check slice a str at a
+    // non-boundary and panic, taking the whole server down.
+    #[test]
+    fn non_ascii_target_not_starting_with_slash_is_400_not_a_panic() {
+        let e = parse("GET abcdefé HTTP/1.1\r\n\r\n".as_bytes()).unwrap_err();
+        assert_eq!(e.status(), 400);
+        let e = parse("GET https:/é/x HTTP/1.1\r\n\r\n".as_bytes()).unwrap_err();
+        assert_eq!(e.status(), 400);
+    }
+
+    // Regression (fuzz/regressions/http_head): the 431 limit gave a different
+    // answer when a read ended between the final CR and LF.
+    #[test]
+    fn header_section_limit_does_not_depend_on_the_split() {
+        let full = b"GET / HTTP/1.1\r\nX: 0123456789\r\n\r\n";
+        for max in 10..24 {
+            let whole = {
+                let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                parse_head(full, &mut h, max).map(|s| matches!(s, Status::Complete(_)))
+            };
+            for cut in 0..full.len() {
+                let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                if let Err(e) = parse_head(&full[..cut], &mut h, max) {
+                    assert_eq!(whole, Err(e), "max {max}, cut {cut}");
+                }
+            }
+        }
     }
 
     #[test]

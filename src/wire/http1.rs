@@ -440,6 +440,9 @@ pub fn parse_response_head<'h, 'b>(
 ) -> Result<Status<(ResponseHead<'h, 'b>, usize)>, HeadError> {
     let mut res = httparse::Response::new(headers);
     match res.parse(buf) {
+        // The limit applies to a complete head as to one still arriving,
+        // so the answer does not depend on how the bytes were split.
+        Ok(httparse::Status::Complete(n)) if n > max => Err(HeadError::HeadersTooLarge),
         Ok(httparse::Status::Complete(n)) => match res.code {
             Some(status) => Ok(Status::Complete((
                 ResponseHead {
@@ -486,16 +489,19 @@ pub fn response_body(
     };
     // Rule 3: Transfer-Encoding overrides Content-Length; chunked must be
     // final, or the body runs until close.
-    if let Some(last) = values("transfer-encoding")
-        .flat_map(|v| v.split(|&b| b == b','))
-        .map(trim_ows)
-        .rfind(|c| !c.is_empty())
-    {
-        return Ok(if last.eq_ignore_ascii_case(b"chunked") {
-            ResponseBody::Chunked
-        } else {
-            ResponseBody::UntilClose
-        });
+    if values("transfer-encoding").next().is_some() {
+        let last = values("transfer-encoding")
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(trim_ows)
+            .rfind(|c| !c.is_empty());
+        return match last {
+            Some(c) if c.eq_ignore_ascii_case(b"chunked") => Ok(ResponseBody::Chunked),
+            Some(_) => Ok(ResponseBody::UntilClose),
+            // Present but naming no coding: it still overrides
+            // Content-Length, so the length cannot be known (found by
+            // fuzzing; a request like this is refused the same way).
+            None => Err(FramingError::Ambiguous("Transfer-Encoding names no coding")),
+        };
     }
     // Rules 5 and 6.
     let mut length = None;
@@ -908,6 +914,18 @@ mod tests {
                 .1
                 .is_err()
         );
+    }
+
+    // Regression (fuzz/regressions/http_response): an empty Transfer-Encoding
+    // fell through to Content-Length; it overrides it, so the length of the
+    // body cannot be known.
+    #[test]
+    fn empty_transfer_encoding_in_a_response_is_an_error() {
+        let (_, framing) = response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \nContent-Length: 3\r\n\r\n",
+            false,
+        );
+        assert!(framing.is_err());
     }
 
     #[test]

@@ -25,16 +25,28 @@ pub(crate) mod pool {
     /// grew past glibc's mmap threshold and is freed each time costs a page
     /// fault per page on the next use; keeping it avoids that.)
     const KEEP_MAX: usize = 128 * 1024;
-    /// At most this many buffers wait in the pool (at most 8 MiB).
-    const POOL_MAX: usize = 64;
+    /// The pool keeps at most this many bytes of capacity. (Under load
+    /// many buffers are in flight at once; a pool smaller than that churns
+    /// malloc and free and faults pages in again.)
+    const POOL_BYTES: usize = 16 * 1024 * 1024;
+
+    struct Free {
+        bufs: Vec<Vec<u8>>,
+        bytes: usize,
+    }
 
     thread_local! {
-        static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        static FREE: RefCell<Free> = const { RefCell::new(Free { bufs: Vec::new(), bytes: 0 }) };
     }
 
     pub fn take() -> Vec<u8> {
-        FREE.with(|f| f.borrow_mut().pop())
-            .unwrap_or_else(|| Vec::with_capacity(FRESH))
+        FREE.with(|f| {
+            let mut f = f.borrow_mut();
+            let v = f.bufs.pop()?;
+            f.bytes -= v.capacity();
+            Some(v)
+        })
+        .unwrap_or_else(|| Vec::with_capacity(FRESH))
     }
 
     pub fn give(mut v: Vec<u8>) {
@@ -42,8 +54,9 @@ pub(crate) mod pool {
             v.clear();
             FREE.with(|f| {
                 let mut f = f.borrow_mut();
-                if f.len() < POOL_MAX {
-                    f.push(v);
+                if f.bytes + v.capacity() <= POOL_BYTES {
+                    f.bytes += v.capacity();
+                    f.bufs.push(v);
                 }
             });
         }

@@ -164,14 +164,24 @@ impl OutQueue {
     pub fn flush_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut total = 0;
         while self.len > 0 {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut n = 0;
-            for (i, c) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-                let b = c.bytes();
-                slices[n] = IoSlice::new(if i == 0 { &b[self.front_written..] } else { b });
-                n += 1;
-            }
-            match w.write_vectored(&slices[..n]) {
+            let result = if self.chunks.len() == 1 {
+                // One chunk (the usual HTTP answer): a plain write, which
+                // spares the kernel copying in and checking an iovec array.
+                match self.chunks.front() {
+                    Some(c) => w.write(&c.bytes()[self.front_written..]),
+                    None => break,
+                }
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut n = 0;
+                for (i, c) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+                    let b = c.bytes();
+                    slices[n] = IoSlice::new(if i == 0 { &b[self.front_written..] } else { b });
+                    n += 1;
+                }
+                w.write_vectored(&slices[..n])
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     total += written;

@@ -124,7 +124,8 @@ for round in $(seq "$ROUNDS"); do
                 stop_server; stop_redis_pair ;;
             idle)
                 pushwire; run idle-ws idle --conns 10000 --idle-kind ws; stop_server
-                pushwire; run idle-sse idle --conns 10000 --idle-kind sse; stop_server ;;
+                pushwire; run idle-sse idle --conns 10000 --idle-kind sse; stop_server
+                pushwire; run idle-longpoll idle --conns 10000 --idle-kind longpoll; stop_server ;;
             *) echo "unknown scenario $s"; exit 2 ;;
         esac
     done

@@ -1507,3 +1507,44 @@ fn a_node_whose_redis_link_goes_silent_refuses_publishes_in_time_and_recovers() 
     assert_eq!(ws_message(&mut ws_b), (3, "three".to_string()));
     ws_assert_quiet(&mut ws_b, Duration::from_millis(200));
 }
+
+/// Regression: the subscriber connection's connect deadline (5 s) stayed
+/// armed after SUBSCRIBE was confirmed, so every node dropped its Redis
+/// link 5 s after each connect and refused publishes while it reconnected
+/// (found by benches/run.sh: 2.5% of a two-node fan-out lost). A healthy
+/// link must stay up, with no failure counted, well past that deadline,
+/// and requests arriving while a node is still connecting are held, not
+/// refused.
+#[test]
+fn a_healthy_link_stays_up_past_the_connect_deadline() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    // No waiting for the backplane: the first request may arrive while the
+    // node is still connecting to Redis.
+    let a = Server::start(&["--redis", url.as_str()]);
+    let r = a.get("/channels/early/poll?timeout=0");
+    assert_eq!(
+        r.status,
+        200,
+        "a request during the connect is held, not refused: {:?}",
+        r.text()
+    );
+    let b = node(&redis, &[]);
+    let deadline = Instant::now() + Duration::from_millis(7500);
+    let mut id = 0;
+    while Instant::now() < deadline {
+        id = publish(&a, "steady", "tick");
+        for n in [&a, &b] {
+            let bp = backplane(n);
+            assert_eq!(
+                bp.get("up").and_then(JsonValue::as_bool),
+                Some(true),
+                "{:?}",
+                bp
+            );
+            assert_eq!(num(&bp, "failures"), 0, "the link dropped: {:?}", bp);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(id >= 20, "publishes kept working: last id {id}");
+}

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::http::Ctx;
+use super::http::{decimal_param, Ctx};
 use crate::hub::{HubError, Stored};
 use crate::net::conn::{Kind, Parked, ParkedOn, SseSource, Wait, WsRole};
 use crate::net::Server;
@@ -60,6 +60,26 @@ impl Server {
                 "the backplane (Redis) is unreachable; the message was not published",
             ),
         }
+    }
+
+    /// The channel `name`, ready to be read from `cursor` on (created on
+    /// first use; synced first with several nodes). `None` when the request
+    /// was answered (an error) or is held for the sync.
+    fn ready_channel(
+        &mut self,
+        key: usize,
+        ctx: Ctx<'_>,
+        name: &str,
+        cursor: Option<u64>,
+    ) -> Option<usize> {
+        let ch = match self.hub.channel(name) {
+            Ok(ch) => ch,
+            Err(e) => {
+                self.hub_error(key, ctx, e);
+                return None;
+            }
+        };
+        self.channel_ready(key, ctx, ch, cursor).then_some(ch)
     }
 
     fn hub_error(&mut self, key: usize, ctx: Ctx<'_>, e: HubError) {
@@ -152,7 +172,7 @@ impl Server {
         head: &Head<'_, '_>,
         name: &str,
     ) {
-        let after = match number_param(head.query, "after") {
+        let after = match decimal_param(head.query, "after") {
             Ok(a) => a,
             Err(()) => {
                 return self.respond_error(
@@ -163,7 +183,7 @@ impl Server {
                 )
             }
         };
-        let timeout = match number_param(head.query, "timeout") {
+        let timeout = match decimal_param(head.query, "timeout") {
             Ok(None) => DEFAULT_POLL_S,
             Ok(Some(s)) if s <= MAX_POLL_S => s,
             _ => {
@@ -175,13 +195,9 @@ impl Server {
                 )
             }
         };
-        let ch = match self.hub.channel(name) {
-            Ok(ch) => ch,
-            Err(e) => return self.hub_error(key, ctx, e),
-        };
-        if !self.channel_ready(key, ctx, ch, after) {
+        let Some(ch) = self.ready_channel(key, ctx, name, after) else {
             return;
-        }
+        };
         // Without `after`: only what is published from now on.
         let cursor = after.unwrap_or(self.hub.get(ch).last_id);
         let c = self.hub.get(ch);
@@ -249,20 +265,16 @@ impl Server {
                     return self.respond_error(key, ctx, 400, "Last-Event-ID must be a message id")
                 }
             },
-            None => match number_param(head.query, "lastEventId") {
+            None => match decimal_param(head.query, "lastEventId") {
                 Ok(n) => n,
                 Err(()) => {
                     return self.respond_error(key, ctx, 400, "lastEventId must be a message id")
                 }
             },
         };
-        let ch = match self.hub.channel(name) {
-            Ok(ch) => ch,
-            Err(e) => return self.hub_error(key, ctx, e),
-        };
-        if !self.channel_ready(key, ctx, ch, last) {
+        let Some(ch) = self.ready_channel(key, ctx, name, last) else {
             return;
-        }
+        };
         if !self.start_event_stream(key, ctx, SseSource::Channel(ch)) {
             return;
         }
@@ -292,7 +304,7 @@ impl Server {
     /// `GET /channels/{ch}/ws[?after=N]`: upgrade, replay, subscribe.
     pub(crate) fn channel_ws(&mut self, key: usize, ctx: Ctx<'_>, head: &Head<'_, '_>, name: &str) {
         // API.md: a bad `after` is refused before any upgrade.
-        let after = match number_param(head.query, "after") {
+        let after = match decimal_param(head.query, "after") {
             Ok(a) => a,
             Err(()) => {
                 return self.respond_error(
@@ -303,13 +315,9 @@ impl Server {
                 )
             }
         };
-        let ch = match self.hub.channel(name) {
-            Ok(ch) => ch,
-            Err(e) => return self.hub_error(key, ctx, e),
-        };
-        if !self.channel_ready(key, ctx, ch, after) {
+        let Some(ch) = self.ready_channel(key, ctx, name, after) else {
             return;
-        }
+        };
         if !self.upgrade(key, ctx, head, WsRole::Channel(ch)) {
             return;
         }
@@ -348,15 +356,6 @@ impl Server {
             let body = super::http::error_body(&e);
             self.ws_send(key, crate::wire::ws_frame::opcode::TEXT, body.as_bytes());
         }
-    }
-}
-
-/// A query parameter that must be a non-negative whole number if present.
-fn number_param(q: &str, name: &str) -> Result<Option<u64>, ()> {
-    match query::get(q, name) {
-        Ok(None) => Ok(None),
-        Ok(Some(v)) => query::parse_decimal(&v).map(Some).ok_or(()),
-        Err(_) => Err(()),
     }
 }
 

@@ -421,6 +421,17 @@ impl Server {
 
 pub(crate) const JSON: &str = "application/json";
 
+/// A query parameter that must be a non-negative whole number when present
+/// (ids, cursors, timeouts: API.md answers 400 for negative, fractional or
+/// non-numbers, and for malformed percent-encoding). `Err` means 400.
+pub(crate) fn decimal_param(query: &str, name: &str) -> Result<Option<u64>, ()> {
+    match crate::wire::query::get(query, name) {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) => crate::wire::query::parse_decimal(&v).map(Some).ok_or(()),
+        Err(_) => Err(()),
+    }
+}
+
 /// `{"error":"..."}` with the sentence escaped.
 pub(crate) fn error_body(sentence: &str) -> String {
     let mut s = String::with_capacity(sentence.len() + 12);

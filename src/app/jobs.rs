@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::http::Ctx;
+use super::http::{decimal_param, Ctx};
 use crate::jobs::{parse_job_id, DEFAULT_DURATION, MAX_DURATION};
 use crate::net::conn::{Kind, Parked, ParkedOn, Wait};
 use crate::net::timer::TimerKey;
@@ -31,26 +31,13 @@ const MAX_WAIT_S: u64 = 120;
 impl Server {
     /// `POST /submit[?duration_ms=N]` → 202 and the job's id.
     pub(crate) fn submit(&mut self, key: usize, ctx: Ctx<'_>, head: &Head<'_, '_>, _body: &[u8]) {
-        let duration = match query::get(head.query, "duration_ms") {
+        let duration = match decimal_param(head.query, "duration_ms") {
             Ok(None) => DEFAULT_DURATION,
-            Ok(Some(v)) => match query::parse_decimal(&v).map(Duration::from_millis) {
-                Some(d) if d <= MAX_DURATION => d,
-                _ => {
-                    return self.respond_error(
-                        key,
-                        ctx,
-                        400,
-                        "duration_ms must be a whole number of milliseconds from 0 to 600000",
-                    )
-                }
-            },
-            Err(_) => {
-                return self.respond_error(
-                    key,
-                    ctx,
-                    400,
-                    "the query string is not valid percent-encoding",
-                )
+            Ok(Some(ms)) if Duration::from_millis(ms) <= MAX_DURATION => Duration::from_millis(ms),
+            _ => {
+                let sentence =
+                    "duration_ms must be a whole number of milliseconds from 0 to 600000";
+                return self.respond_error(key, ctx, 400, sentence);
             }
         };
         let callback = match query::get(head.query, "callback") {
@@ -126,26 +113,12 @@ impl Server {
                 "jobId must be job: followed by a decimal number",
             );
         };
-        let wait = match query::get(head.query, "wait") {
+        let wait = match decimal_param(head.query, "wait") {
             Ok(None) => None,
-            Ok(Some(v)) => match query::parse_decimal(&v) {
-                Some(s @ 1..=MAX_WAIT_S) => Some(Duration::from_secs(s)),
-                _ => {
-                    return self.respond_error(
-                        key,
-                        ctx,
-                        400,
-                        "wait must be a whole number of seconds from 1 to 120",
-                    )
-                }
-            },
-            Err(_) => {
-                return self.respond_error(
-                    key,
-                    ctx,
-                    400,
-                    "the query string is not valid percent-encoding",
-                )
+            Ok(Some(secs @ 1..=MAX_WAIT_S)) => Some(Duration::from_secs(secs)),
+            _ => {
+                let sentence = "wait must be a whole number of seconds from 1 to 120";
+                return self.respond_error(key, ctx, 400, sentence);
             }
         };
         let now = self.now;

@@ -31,11 +31,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::{Interest, Token};
-
 use super::http::Ctx;
 use crate::hub::Stored;
-use crate::net::conn::{Conn, Kind, Parked, ParkedOn, RedisConn, RedisRole, Wait};
+use crate::net::conn::{Kind, Parked, ParkedOn, RedisConn, RedisRole, Wait};
 use crate::net::timer::{Slot, TimerKey};
 use crate::net::{CloseReason, Server, Step};
 use crate::wire::resp::{self, Value};
@@ -206,30 +204,15 @@ impl Server {
             return;
         };
         for role in [RedisRole::Commands, RedisRole::Subscriber] {
-            let mut stream = match mio::net::TcpStream::connect(addr) {
-                Ok(s) => s,
-                Err(e) => return self.redis_down(&format!("connect to {addr} failed: {e}")),
-            };
-            let id = self.next_conn_id();
-            let entry = self.conns.vacant_entry();
-            let key = entry.key();
-            let token = Token(key + crate::net::FIRST_CONN);
-            if let Err(e) = self.poll.registry().register(
-                &mut stream,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                return self.redis_down(&format!("register failed: {e}"));
-            }
-            let mut conn = Conn::new(id, stream, addr);
-            conn.kind = Kind::Redis(RedisConn {
+            let conn = Kind::Redis(RedisConn {
                 role,
                 connected: false,
                 awaiting_pong: false,
             });
-            conn.want_write = true;
-            conn.wait = Wait::None;
-            entry.insert(conn);
+            let (key, id) = match self.connect_out(addr, conn) {
+                Ok(x) => x,
+                Err(e) => return self.redis_down(&format!("connect to {addr} failed: {e}")),
+            };
             if let Some(r) = self.redis.as_mut() {
                 match role {
                     RedisRole::Commands => r.cmd = Some((key, id)),
@@ -447,7 +430,14 @@ impl Server {
         if c.synced && (!ahead || held_before) {
             return true;
         }
-        if !self.redis.as_ref().is_some_and(Redis::is_up) {
+        // Connecting (at start, or reconnecting): hold the request; the
+        // channel is synced as soon as both connections are up. Down
+        // (waiting for the next attempt): answer now.
+        let usable = self
+            .redis
+            .as_ref()
+            .is_some_and(|r| r.is_up() || r.cmd.is_some() || r.sub.is_some());
+        if !usable {
             self.respond_error(
                 key,
                 ctx,
@@ -512,6 +502,12 @@ impl Server {
             [Value::Bulk(kind), _, Value::Integer(_)] if kind.as_slice() == b"subscribe" => {
                 if let Some(r) = self.redis.as_mut() {
                     r.sub_ready = true;
+                }
+                // Subscribed: the connect's deadline is over (the PING
+                // tick watches the link from now on). Left armed, it cut
+                // every node's link 5 s after each connect.
+                if let Some((key, _)) = self.redis.as_ref().and_then(|r| r.sub) {
+                    self.set_wait(key, Wait::None, None);
                 }
                 self.redis_maybe_up();
             }

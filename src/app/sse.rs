@@ -19,12 +19,12 @@
 
 use std::time::Duration;
 
-use super::http::Ctx;
+use super::http::{decimal_param, Ctx};
 use crate::net::conn::{Kind, SseSource, SseStream, Wait};
 use crate::net::timer::Slot;
 use crate::net::Server;
 use crate::wire::http1::Head;
-use crate::wire::{date, query, sse};
+use crate::wire::{date, sse};
 
 /// The reconnect delay we suggest to browsers.
 const RETRY_MS: u64 = 3000;
@@ -74,26 +74,12 @@ impl Server {
 
     /// `GET /sse[?interval_ms=N]`: a welcome, then the time every interval.
     pub(crate) fn clock(&mut self, key: usize, ctx: Ctx<'_>, head: &Head<'_, '_>) {
-        let interval = match query::get(head.query, "interval_ms") {
+        let interval = match decimal_param(head.query, "interval_ms") {
             Ok(None) => Duration::from_millis(1000),
-            Ok(Some(v)) => match query::parse_decimal(&v) {
-                Some(ms @ 100..=60_000) => Duration::from_millis(ms),
-                _ => {
-                    return self.respond_error(
-                        key,
-                        ctx,
-                        400,
-                        "interval_ms must be a whole number from 100 to 60000",
-                    )
-                }
-            },
-            Err(_) => {
-                return self.respond_error(
-                    key,
-                    ctx,
-                    400,
-                    "the query string is not valid percent-encoding",
-                )
+            Ok(Some(ms @ 100..=60_000)) => Duration::from_millis(ms),
+            _ => {
+                let sentence = "interval_ms must be a whole number from 100 to 60000";
+                return self.respond_error(key, ctx, 400, sentence);
             }
         };
         if !self.start_event_stream(key, ctx, SseSource::Clock { interval }) {

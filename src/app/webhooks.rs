@@ -22,10 +22,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::{Interest, Token};
-
 use super::http::Ctx;
-use crate::net::conn::{ClientBody, ClientConn, Conn, Kind, Wait};
+use crate::net::conn::{ClientBody, ClientConn, Kind, Wait};
 use crate::net::timer::TimerKey;
 use crate::net::{CloseReason, Server, Step};
 use crate::webhooks::{parse_events, parse_webhook_id, Attempt, EventFilter, Received, BACKOFF_S};
@@ -358,33 +356,19 @@ impl Server {
         self.webhooks.in_flight += 1;
         // Non-blocking connect: returns at once; the outcome arrives as a
         // writable event (or an error on it).
-        let mut stream = match mio::net::TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                return self.attempt_finished(seq, Err(format!("connect failed: {e}")), false)
-            }
-        };
-        let id = self.next_conn_id();
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let token = Token(key + crate::net::FIRST_CONN);
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            return self.attempt_finished(seq, Err(format!("register failed: {e}")), false);
-        }
-        let mut conn = Conn::new(id, stream, addr);
-        conn.kind = Kind::Client(ClientConn {
+        let client = Kind::Client(ClientConn {
             delivery: seq,
             connected: false,
             status: None,
             body: None,
         });
-        conn.want_write = true;
-        conn.out.push_bytes(&request);
-        entry.insert(conn);
+        let key = match self.connect_out(addr, client) {
+            Ok((key, _)) => key,
+            Err(e) => {
+                return self.attempt_finished(seq, Err(format!("connect failed: {e}")), false)
+            }
+        };
+        self.conns[key].out.push_bytes(&request);
         if self.cfg.trace {
             crate::trace::http_head(
                 self,

@@ -375,6 +375,29 @@ impl Server {
         self.set_wait(key, Wait::FirstByte, Some(self.cfg.header_timeout));
     }
 
+    /// Starts a non-blocking connect to `addr` (we are the client: a
+    /// webhook delivery, Redis) and puts it in the slab as `kind`. The
+    /// connect's outcome arrives as a writable event (`connect_outcome`);
+    /// until then nothing is written. Returns the slab key and the id.
+    pub(crate) fn connect_out(&mut self, addr: SocketAddr, kind: Kind) -> io::Result<(usize, u64)> {
+        let mut stream = mio::net::TcpStream::connect(addr)?;
+        let id = self.next_conn_id();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let token = Token(key + FIRST_CONN);
+        self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let mut conn = Conn::new(id, stream, addr);
+        conn.kind = kind;
+        conn.want_write = true;
+        conn.wait = Wait::None;
+        entry.insert(conn);
+        Ok((key, id))
+    }
+
     /// A connection id never used before.
     pub(crate) fn next_conn_id(&mut self) -> u64 {
         self.next_id += 1;

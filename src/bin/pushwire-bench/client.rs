@@ -65,6 +65,8 @@ enum Role {
     Publisher,
     IdleWs,
     IdleSse,
+    /// A long poll parked on the server for the whole run.
+    IdlePoll,
 }
 
 impl Role {
@@ -407,6 +409,7 @@ impl Bench {
             Scenario::Idle => match self.o.idle_kind {
                 IdleKind::Ws => Role::IdleWs,
                 IdleKind::Sse => Role::IdleSse,
+                IdleKind::LongPoll => Role::IdlePoll,
             },
             Scenario::ServeRawEcho | Scenario::ServeCanned => unreachable!("server modes"),
         }
@@ -736,6 +739,18 @@ impl Bench {
                 c.out.extend_from_slice(&t.poll_first);
                 c.st = St::Handshake;
             }
+            Role::IdlePoll => {
+                // Held by the server for up to 120 s: no answer comes back
+                // during the run, so it counts as ready once sent.
+                let req = format!(
+                    "GET /channels/{}/poll?timeout=120 HTTP/1.1\r\nHost: {}\r\n\r\n",
+                    self.o.channel, self.o.host
+                );
+                c.out.extend_from_slice(req.as_bytes());
+                c.st = St::Ready;
+                self.ctx.ready += 1;
+                self.ctx.setting_up -= 1;
+            }
             Role::TcpEcho | Role::Http => {
                 c.st = St::Ready;
                 self.ctx.ready += 1;
@@ -881,6 +896,7 @@ fn process(c: &mut Conn, data: &[u8], ctx: &mut Ctx, t: &Tpl) -> Result<usize, S
             rest.len()
         }
         Role::Http | Role::LongPoll | Role::Publisher => http_responses(c, rest, ctx, t)?,
+        Role::IdlePoll => rest.len(),
     };
     Ok(pos + used)
 }

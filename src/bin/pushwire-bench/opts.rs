@@ -65,6 +65,8 @@ pub enum IdleKind {
     Ws,
     /// Event streams on `/channels/{channel}/events`.
     Sse,
+    /// Long polls parked on `/channels/{channel}/poll?timeout=120`.
+    LongPoll,
 }
 
 #[derive(Debug, Clone)]
@@ -131,7 +133,7 @@ flags [defaults]:
   --path P             http-keepalive request target
                        [/channels/{channel}/poll?timeout=0]; idle WebSocket path [/echo]
   --binary             ws-echo: binary frames instead of text
-  --idle-kind ws|sse   what idle holds open [ws]
+  --idle-kind ws|sse|longpoll   what idle holds open [ws]
   --sources N          spread client sockets over 127.0.0.1..127.0.0.N [1]
   --server-pid PID     read the server's CPU and RSS from /proc/PID
   --json               also print one JSON line with the result
@@ -253,7 +255,12 @@ pub fn parse(args: &[String]) -> Result<Opts, (String, u8)> {
                 o.idle_kind = match value(i)? {
                     "ws" => IdleKind::Ws,
                     "sse" => IdleKind::Sse,
-                    v => return Err(usage(format!("--idle-kind is ws or sse, not {v:?}"))),
+                    "longpoll" => IdleKind::LongPoll,
+                    v => {
+                        return Err(usage(format!(
+                            "--idle-kind is ws, sse or longpoll, not {v:?}"
+                        )))
+                    }
                 }
             }
             "--json" => {

@@ -21,7 +21,7 @@ FANOUT=${FANOUT:-10000}
 # Subscribers in the two-node (Redis) comparison.
 FANOUT_REDIS=${FANOUT_REDIS:-2000}
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(ws-echo ws-echo-16k http fanout longpoll idle redis)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(ws-echo ws-echo-16k http wrk fanout longpoll idle redis)
 
 command -v taskset >/dev/null || { echo "taskset (util-linux) is needed"; exit 2; }
 cargo build --release --quiet --bin pushwire --bin pushwire-bench
@@ -98,6 +98,21 @@ for round in $(seq "$ROUNDS"); do
                 curl -s -X POST "http://127.0.0.1:$PORT/submit?duration_ms=600000" >/dev/null
                 run shortpoll http-keepalive --conns 100 --inflight 1 --path "/checkstatus?jobId=job:1"
                 stop_server ;;
+            wrk)
+                # The issue's own method for keep-alive short polls: wrk with
+                # 100 connections (Debian's wrk), against the canned server
+                # and against pushwire, one after the other.
+                command -v wrk >/dev/null || { echo "wrk is needed for this scenario (apt-get install wrk)"; exit 2; }
+                start_server canned "$BENCH" serve-canned
+                c=$(taskset -c 1 wrk -t1 -c100 -d"${DURATION}s" "http://127.0.0.1:$PORT/" | awk '/Requests\/sec/ {print $2}')
+                stop_server
+                pushwire
+                curl -s -X POST "http://127.0.0.1:$PORT/submit?duration_ms=600000" >/dev/null
+                p=$(taskset -c 1 wrk -t1 -c100 -d"${DURATION}s" "http://127.0.0.1:$PORT/checkstatus?jobId=job:1" | awk '/Requests\/sec/ {print $2}')
+                stop_server
+                echo "{\"label\":\"wrk-canned\",\"round\":$round,\"result\":{\"throughput\":$c}}" >>"$RESULTS"
+                echo "{\"label\":\"wrk-shortpoll\",\"round\":$round,\"result\":{\"throughput\":$p}}" >>"$RESULTS"
+                echo "  wrk: canned $c requests/s, pushwire /checkstatus $p requests/s" ;;
             fanout)
                 pushwire; run ws-fanout ws-fanout --conns "$FANOUT" --rate 100 --size 64; stop_server
                 pushwire; run sse-fanout sse-fanout --conns "$FANOUT" --rate 100 --size 64; stop_server ;;
@@ -145,7 +160,8 @@ print()
 print("ratios to the baseline, median (range) over rounds:")
 for a, b, name in [("ws-echo-64", "tcp-echo-64", "WebSocket echo 64 B / raw TCP echo"),
                    ("ws-echo-16k", "tcp-echo-16k", "WebSocket echo 16 KiB / raw TCP echo"),
-                   ("shortpoll", "canned", "keep-alive short polls / canned mio HTTP")]:
+                   ("shortpoll", "canned", "keep-alive short polls / canned mio HTTP"),
+                   ("wrk-shortpoll", "wrk-canned", "keep-alive short polls / canned mio HTTP, with wrk")]:
     pa, pb = tput(a), tput(b)
     if pa and pb:
         print(f"  {name}: {spread([x / y for x, y in zip(pa, pb) if y])}")

@@ -357,8 +357,8 @@ impl Server {
         let mut out = c.out.owned_tail();
         let start = out.len();
         http1::write_status_line(&mut out, status);
-        http1::write_header(&mut out, "Date", date.as_bytes());
-        http1::write_header(&mut out, "Server", b"pushwire");
+        // `Date` and `Server`, formatted once a second (see refresh_date).
+        out.extend_from_slice(date.as_bytes());
         if let Some(ct) = content_type {
             http1::write_header(&mut out, "Content-Type", ct.as_bytes());
         }

@@ -906,10 +906,14 @@ impl Server {
 
     /// Brings the `Date` header value (RFC 9110 section 6.6.1) up to the
     /// current second; it is formatted once a second, not per response.
+    ///
+    /// Kept as the two header lines every response starts with, `Date` and
+    /// `Server`, ready to copy in one piece.
     pub(crate) fn refresh_date(&mut self) {
         let secs = crate::wire::date::unix_millis_now() / 1000;
         if self.date.0 != secs || self.date.1.is_empty() {
-            self.date = (secs, crate::wire::date::imf_fixdate(secs));
+            let date = crate::wire::date::imf_fixdate(secs);
+            self.date = (secs, format!("Date: {date}\r\nServer: pushwire\r\n"));
         }
     }
 }

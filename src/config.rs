@@ -242,11 +242,14 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
         let ms = || num().map(Duration::from_millis);
         match flag.as_str() {
             "--addr" => {
-                c.addr = value.parse().map_err(|_| {
-                    ArgError(format!(
-                        "--addr takes HOST:PORT with an IP address, not {value:?}"
-                    ))
-                })?
+                // Resolved once, here, before the event loop exists (so a
+                // name like `localhost:8080` is fine: nothing is blocked).
+                use std::net::ToSocketAddrs;
+                c.addr = value
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| ArgError(format!("--addr takes HOST:PORT, not {value:?}")))?
             }
             "--max-conns" => c.max_conns = num()? as usize,
             "--max-header-bytes" => c.max_header_bytes = num()? as usize,
@@ -309,6 +312,10 @@ mod tests {
         assert!(parse(&["--max-conns"]).is_err());
         assert!(parse(&["--max-conns", "-1"]).is_err());
         assert!(parse(&["--addr", "localhost"]).is_err());
+        let Cli::Run(c) = parse(&["--addr", "localhost:0"]).unwrap() else {
+            panic!("not run")
+        };
+        assert!(c.addr.ip().is_loopback());
     }
 
     #[test]

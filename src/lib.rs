@@ -8,13 +8,20 @@
 //!
 //! 1. [`wire`]: the formats, pure bytes in and out. Start with
 //!    `wire::http1` (requests), then `wire::ws_handshake` (the 101),
-//!    `wire::ws_frame` (frames), `wire::sse` (event streams).
+//!    `wire::ws_frame` (frames), `wire::sse` (event streams); later
+//!    `wire::hmac` and `wire::url` (webhooks) and `wire::resp` (Redis).
 //! 2. [`proto::ws`]: the WebSocket state machine over those frames.
-//! 3. [`net`]: the event loop, the connection slab, timers.
+//! 3. [`net`]: the event loop, the connection slab, timers, the output
+//!    queue.
 //! 4. `app`: what each endpoint does: `app::jobs` (short and long
 //!    polling), `app::channels` (pub/sub over every transport),
-//!    `app::websocket`, `app::chat`, `app::sse`.
-//! 5. [`hub`] and [`jobs`]: the bookkeeping behind channels and jobs.
+//!    `app::websocket`, `app::chat`, `app::sse`, `app::webhooks` (an HTTP
+//!    client on the same loop), `app::redis` (several nodes),
+//!    `app::shutdown`.
+//! 5. [`hub`], [`jobs`] and [`webhooks`]: the bookkeeping behind channels,
+//!    jobs and webhooks.
+//!
+//! `docs/` walks through each protocol with real captured bytes.
 //!
 //! ## Embedding
 //!

@@ -16,8 +16,11 @@
 
 mod common;
 
+use common::json::{assert_error, assert_json_type, json, num};
+use common::poll::{parse_poll, PollAnswer};
+use common::sse::{parse_sse_text, Sse, SseEvent, SseItem, SseParser};
+use common::ws::raw_frame;
 use common::{find, parse_json, wait_for, JsonValue, Response, Server};
-use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -28,44 +31,6 @@ use tungstenite::{Message, WebSocket};
 // ---------------------------------------------------------------------------
 // HTTP helpers: publishing, long polling, /stats
 // ---------------------------------------------------------------------------
-
-fn json(r: &Response) -> JsonValue {
-    parse_json(&r.text()).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", r.text()))
-}
-
-fn assert_json_type(r: &Response) {
-    let ct = r
-        .header("content-type")
-        .unwrap_or_else(|| panic!("no Content-Type: {r:?}"));
-    assert!(
-        ct.to_ascii_lowercase().starts_with("application/json"),
-        "Content-Type {ct:?}"
-    );
-}
-
-/// The contract's error shape: `status`, JSON `{"error":"<sentence>"}`.
-fn assert_error(r: &Response, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: body {:?}", r.text());
-    assert_json_type(r);
-    let msg = json(r)
-        .get("error")
-        .and_then(|e| e.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("{what}: no error string in {:?}", r.text()));
-    assert!(
-        msg.chars().any(|c| c.is_alphabetic()),
-        "{what}: error message {msg:?}"
-    );
-}
-
-fn num(v: &JsonValue, key: &str) -> u64 {
-    let n = v
-        .get(key)
-        .and_then(|x| x.as_f64())
-        .unwrap_or_else(|| panic!("no number {key:?} in {v:?}"));
-    assert!(n >= 0.0 && n.fract() == 0.0, "{key} = {n}");
-    n as u64
-}
 
 /// `POST /channels/{ch}` → 201 `{"id":N}`; returns N.
 fn publish(server: &Server, ch: &str, data: &str) -> u64 {
@@ -110,51 +75,9 @@ impl Publisher {
     }
 }
 
-/// A long-poll answer: its messages, `last` and `truncated`.
-#[derive(Debug)]
-struct PollAnswer {
-    messages: Vec<(u64, String)>,
-    last: u64,
-    truncated: bool,
-    raw: String,
-}
-
-fn parse_poll(r: &Response) -> PollAnswer {
-    assert_eq!(r.status, 200, "poll: {:?}", r.text());
-    assert_json_type(r);
-    let j = json(r);
-    let Some(JsonValue::Arr(ms)) = j.get("messages") else {
-        panic!("no messages array in {:?}", r.text());
-    };
-    let messages = ms
-        .iter()
-        .map(|m| {
-            assert_eq!(
-                m.keys(),
-                vec!["id", "data"],
-                "message shape in {:?}",
-                r.text()
-            );
-            let data = m.get("data").and_then(|d| d.as_str()).expect("data string");
-            (num(m, "id"), data.to_string())
-        })
-        .collect();
-    let truncated = match j.get("truncated") {
-        None => false,
-        Some(JsonValue::Bool(b)) => *b,
-        Some(other) => panic!("truncated is {other:?}"),
-    };
-    PollAnswer {
-        messages,
-        last: num(&j, "last"),
-        truncated,
-        raw: r.text(),
-    }
-}
-
 /// `GET /channels/{ch}/poll?{query}`, answered within 10 s.
 fn poll(server: &Server, ch: &str, query: &str) -> PollAnswer {
-    parse_poll(&server.get(&format!("/channels/{ch}/poll?{query}")))
+    parse_poll(&server.get(&format!("/channels/{ch}/poll?{query}")), true)
 }
 
 /// A long poll sent now, read later (so many can be parked at once).
@@ -175,7 +98,7 @@ impl PendingPoll {
 
     fn answer(mut self) -> PollAnswer {
         let r = common::read_response(&mut self.s, false).expect("a poll answer");
-        parse_poll(&r)
+        parse_poll(&r, true)
     }
 }
 
@@ -208,378 +131,6 @@ fn wait_stat(server: &Server, path: &str, want: u64) {
         "/stats {path} never became {want}: {:?}",
         stats(server)
     );
-}
-
-// ---------------------------------------------------------------------------
-// An event-stream client written from WHATWG HTML section 9.2.6
-// ("Interpreting an event stream"), over a raw socket.
-// ---------------------------------------------------------------------------
-
-/// A dispatched event.
-#[derive(Debug, Clone)]
-struct SseEvent {
-    /// The event type (`message` when no `event:` field was given).
-    event: String,
-    data: String,
-    /// The `id:` field of this event's own block, if it had one.
-    id_field: Option<String>,
-    /// The stream's last event ID buffer when this event was dispatched
-    /// (what `MessageEvent.lastEventId` shows).
-    last_event_id: String,
-    at: Instant,
-}
-
-impl SseEvent {
-    fn id(&self) -> u64 {
-        self.id_field
-            .as_deref()
-            .unwrap_or_else(|| panic!("event without id: {self:?}"))
-            .parse()
-            .unwrap_or_else(|_| panic!("non-numeric id: {self:?}"))
-    }
-}
-
-#[derive(Debug)]
-enum SseItem {
-    Event(SseEvent),
-    /// A comment line, whole (e.g. `": ping"`), and when it arrived.
-    Comment(String, Instant),
-    /// A `retry:` field (the reconnection time, in ms).
-    Retry(#[allow(dead_code)] u64),
-}
-
-#[derive(Debug)]
-enum ChunkState {
-    Size,
-    Data(usize),
-    DataEnd,
-    Done,
-}
-
-/// The WHATWG event-stream interpretation: bytes in, items out.
-#[derive(Default)]
-struct SseParser {
-    bom_checked: bool,
-    pending_start: Vec<u8>,
-    line: Vec<u8>,
-    skip_lf: bool,
-    data: String,
-    event_type: String,
-    block_id: Option<String>,
-    last_event_id: String,
-    items: VecDeque<SseItem>,
-}
-
-impl SseParser {
-    /// The body as a stream of bytes: strip one leading BOM, split lines on
-    /// CRLF, LF or CR (a CR at the end of one read may pair with an LF at
-    /// the start of the next).
-    fn feed(&mut self, bytes: &[u8]) {
-        let mut bytes = bytes.to_vec();
-        if !self.bom_checked {
-            self.pending_start.extend_from_slice(&bytes);
-            const BOM: &[u8] = b"\xEF\xBB\xBF";
-            let p = &self.pending_start;
-            if p.len() < 3 && BOM.starts_with(p) {
-                return;
-            }
-            self.bom_checked = true;
-            bytes = std::mem::take(&mut self.pending_start);
-            if bytes.starts_with(BOM) {
-                bytes.drain(..3);
-            }
-        }
-        for b in bytes {
-            if self.skip_lf {
-                self.skip_lf = false;
-                if b == b'\n' {
-                    continue;
-                }
-            }
-            match b {
-                b'\r' => {
-                    self.skip_lf = true;
-                    self.end_line();
-                }
-                b'\n' => self.end_line(),
-                _ => self.line.push(b),
-            }
-        }
-    }
-
-    fn end_line(&mut self) {
-        let raw = std::mem::take(&mut self.line);
-        let line = String::from_utf8_lossy(&raw).into_owned();
-        if line.is_empty() {
-            self.dispatch();
-            return;
-        }
-        if line.starts_with(':') {
-            self.items.push_back(SseItem::Comment(line, Instant::now()));
-            return;
-        }
-        let (field, value) = match line.find(':') {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
-            }
-            None => (line.as_str(), ""),
-        };
-        match field {
-            "event" => self.event_type = value.to_string(),
-            "data" => {
-                self.data.push_str(value);
-                self.data.push('\n');
-            }
-            // An id containing NUL is ignored.
-            "id" if !value.contains('\0') => {
-                self.last_event_id = value.to_string();
-                self.block_id = Some(value.to_string());
-            }
-            // A retry that is not all ASCII digits is ignored.
-            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-                self.items.push_back(SseItem::Retry(value.parse().unwrap()));
-            }
-            _ => {}
-        }
-    }
-
-    fn dispatch(&mut self) {
-        let id_field = self.block_id.take();
-        if self.data.is_empty() {
-            self.event_type.clear();
-            return;
-        }
-        let mut data = std::mem::take(&mut self.data);
-        if data.ends_with('\n') {
-            data.pop();
-        }
-        let event = match std::mem::take(&mut self.event_type) {
-            t if t.is_empty() => "message".to_string(),
-            t => t,
-        };
-        self.items.push_back(SseItem::Event(SseEvent {
-            event,
-            data,
-            id_field,
-            last_event_id: self.last_event_id.clone(),
-            at: Instant::now(),
-        }));
-    }
-}
-
-/// An event-stream subscription over a raw socket.
-struct Sse {
-    s: TcpStream,
-    status: u16,
-    headers: Vec<(String, String)>,
-    /// Transfer-Encoding: chunked (decoded here), else close-delimited.
-    chunked: bool,
-    chunk_raw: Vec<u8>,
-    chunk_state: ChunkState,
-    /// Every decoded body byte so far, for checks of the exact framing.
-    body: Vec<u8>,
-    closed: bool,
-    p: SseParser,
-}
-
-impl Sse {
-    /// `GET path` with `headers`; reads the response head.
-    fn open(server: &Server, path: &str, headers: &[(&str, &str)]) -> Sse {
-        let mut s = server.connect();
-        let mut req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n",
-            server.addr
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        let mut buf = Vec::new();
-        let head_end = loop {
-            if let Some(i) = find(&buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).expect("read the event stream's head");
-            assert!(n > 0, "connection closed before the head: {buf:?}");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8(buf[..head_end].to_vec()).expect("ASCII head");
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (k, v) = l.split_once(':').expect("header colon");
-                (k.to_string(), v.trim().to_string())
-            })
-            .collect();
-        let chunked = headers.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("transfer-encoding")
-                && v.to_ascii_lowercase().contains("chunked")
-        });
-        let mut sse = Sse {
-            s,
-            status,
-            headers,
-            chunked,
-            chunk_raw: Vec::new(),
-            chunk_state: ChunkState::Size,
-            body: Vec::new(),
-            closed: false,
-            p: SseParser::default(),
-        };
-        let rest = buf[head_end..].to_vec();
-        sse.feed_transport(&rest);
-        sse
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn last_event_id(&self) -> &str {
-        &self.p.last_event_id
-    }
-
-    fn feed_body(&mut self, bytes: &[u8]) {
-        self.body.extend_from_slice(bytes);
-        self.p.feed(bytes);
-    }
-
-    fn feed_transport(&mut self, bytes: &[u8]) {
-        if !self.chunked {
-            self.feed_body(bytes);
-            return;
-        }
-        self.chunk_raw.extend_from_slice(bytes);
-        loop {
-            match self.chunk_state {
-                ChunkState::Size => {
-                    let Some(eol) = find(&self.chunk_raw, b"\r\n") else {
-                        return;
-                    };
-                    let txt = String::from_utf8_lossy(&self.chunk_raw[..eol]).to_string();
-                    let size = usize::from_str_radix(txt.split(';').next().unwrap().trim(), 16)
-                        .unwrap_or_else(|_| panic!("bad chunk size {txt:?}"));
-                    self.chunk_raw.drain(..eol + 2);
-                    self.chunk_state = if size == 0 {
-                        ChunkState::Done
-                    } else {
-                        ChunkState::Data(size)
-                    };
-                }
-                ChunkState::Data(left) => {
-                    if self.chunk_raw.is_empty() {
-                        return;
-                    }
-                    let take = left.min(self.chunk_raw.len());
-                    let part: Vec<u8> = self.chunk_raw.drain(..take).collect();
-                    self.feed_body(&part);
-                    self.chunk_state = if take == left {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(left - take)
-                    };
-                }
-                ChunkState::DataEnd => {
-                    if self.chunk_raw.len() < 2 {
-                        return;
-                    }
-                    assert_eq!(&self.chunk_raw[..2], b"\r\n", "chunk not ended by CRLF");
-                    self.chunk_raw.drain(..2);
-                    self.chunk_state = ChunkState::Size;
-                }
-                ChunkState::Done => {
-                    self.closed = true;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The next item within `timeout`; `None` on timeout or end of stream.
-    fn next_item(&mut self, timeout: Duration) -> Option<SseItem> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(i) = self.p.items.pop_front() {
-                return Some(i);
-            }
-            if self.closed {
-                return None;
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.s
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            let mut chunk = [0u8; 65536];
-            match self.s.read(&mut chunk) {
-                Ok(0) => self.closed = true,
-                Ok(n) => self.feed_transport(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return None
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => self.closed = true,
-            }
-        }
-    }
-
-    /// The next dispatched event within `timeout` (comments skipped).
-    fn try_event(&mut self, timeout: Duration) -> Option<SseEvent> {
-        let end = Instant::now() + timeout;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if let SseItem::Event(e) = self.next_item(left)? {
-                return Some(e);
-            }
-        }
-    }
-
-    fn event(&mut self) -> SseEvent {
-        self.try_event(Duration::from_secs(10)).unwrap_or_else(|| {
-            panic!(
-                "no event within 10 s; body so far {:?}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    /// The next event, which must be a message with this id and data.
-    fn expect_message(&mut self, id: u64, data: &str) {
-        let e = self.event();
-        assert_eq!(e.event, "message", "{e:?}");
-        assert_eq!(e.id(), id, "{e:?}");
-        assert_eq!(e.data, data, "{e:?}");
-    }
-}
-
-/// Parses a whole stream body with the same rules (for curl's output).
-fn parse_sse_text(bytes: &[u8]) -> Vec<SseEvent> {
-    let mut p = SseParser::default();
-    p.feed(bytes);
-    p.items
-        .into_iter()
-        .filter_map(|i| match i {
-            SseItem::Event(e) => Some(e),
-            _ => None,
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -810,7 +361,7 @@ fn long_poll_with_after_answers_at_once_with_newer_messages() {
         r.text(),
         r#"{"messages":[{"id":3,"data":"m3"},{"id":4,"data":"m4"}],"last":4}"#
     );
-    let a = parse_poll(&r);
+    let a = parse_poll(&r, true);
     assert_eq!(a.last, 4);
     assert!(!a.truncated);
     // after=0: everything.
@@ -2028,16 +1579,6 @@ fn long_poll_truncation_with_more_than_100_kept() {
     assert_eq!(b.last, 250);
 }
 
-/// A masked client frame (RFC 6455 section 5.2), short payloads only.
-fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() < 126);
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    let mut f = vec![b0, 0x80 | payload.len() as u8];
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
-}
-
 /// Reads one server frame: (opcode, payload).
 fn server_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
     let mut h = [0u8; 2];
@@ -2066,13 +1607,13 @@ fn ws_fragmented_text_is_one_message_and_invalid_utf8_closes_1007() {
     let server = Server::start(&[]);
     let mut raw = raw_ws(&server, "/channels/c/ws");
     // TEXT (not final) "hel" + CONTINUATION (final) "lo": one message.
-    raw.write_all(&client_frame(0x01, b"hel")).unwrap();
-    raw.write_all(&client_frame(0x80, b"lo")).unwrap();
+    raw.write_all(&raw_frame(0x01, b"hel")).unwrap();
+    raw.write_all(&raw_frame(0x80, b"lo")).unwrap();
     let (op, p) = server_frame(&mut raw);
     assert_eq!(op, 1);
     assert_eq!(String::from_utf8(p).unwrap(), r#"{"id":1,"data":"hello"}"#);
     // Invalid UTF-8 in a text message: close 1007, nothing published.
-    raw.write_all(&client_frame(0x81, b"ok\xff")).unwrap();
+    raw.write_all(&raw_frame(0x81, b"ok\xff")).unwrap();
     let (op, p) = server_frame(&mut raw);
     assert_eq!(op, 8, "expected a close frame, got opcode {op}: {p:?}");
     assert!(p.len() >= 2);

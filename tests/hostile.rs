@@ -18,6 +18,7 @@
 
 mod common;
 
+use common::ws::{frame, frame_header, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use common::{find, parse_json, wait_for, JsonValue, Server};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -326,36 +327,6 @@ fn first_status(bytes: &[u8]) -> Option<u16> {
 }
 
 // ----- WebSocket, raw --------------------------------------------------------
-
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
-const MASK: [u8; 4] = [0x1b, 0x9e, 0x42, 0x07];
-
-/// A masked client frame with FIN set.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = client_frame_header(opcode, payload.len());
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    f
-}
-
-/// The header (and masking key) of a masked client frame of `len` bytes.
-fn client_frame_header(opcode: u8, len: usize) -> Vec<u8> {
-    let mut f = vec![0x80 | opcode];
-    if len < 126 {
-        f.push(0x80 | len as u8);
-    } else if len <= 0xFFFF {
-        f.push(0x80 | 126);
-        f.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        f.push(0x80 | 127);
-        f.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    f.extend_from_slice(&MASK);
-    f
-}
 
 /// A raw WebSocket client connection after its `101`.
 struct RawWs {
@@ -1094,7 +1065,7 @@ fn reader_that_never_reads_is_throttled_with_bounded_memory() {
     let total = 64 * 1024 * 1024;
     let writer = flood(
         ws.s,
-        client_frame(OP_BINARY, &vec![0x5a; 65536]),
+        frame(true, OP_BINARY, &vec![0x5a; 65536]),
         total,
         sent.clone(),
     );
@@ -1286,8 +1257,8 @@ fn reset_round(server: &Server, n: usize) {
                 "half a frame on /echo",
                 Box::new(|| {
                     let mut ws = RawWs::open(addr, "/echo");
-                    let mut bytes = client_frame(OP_PING, b"p");
-                    bytes.extend(client_frame_header(OP_BINARY, 1000));
+                    let mut bytes = frame(true, OP_PING, b"p");
+                    bytes.extend(frame_header(0x80 | OP_BINARY, 1000));
                     bytes.extend_from_slice(&[7; 10]);
                     ws.s.write_all(&bytes).unwrap();
                     ws.until_pong();
@@ -1299,8 +1270,8 @@ fn reset_round(server: &Server, n: usize) {
                 "half a frame on a channel",
                 Box::new(|| {
                     let mut ws = RawWs::open(addr, "/channels/rst/ws");
-                    let mut bytes = client_frame(OP_PING, b"p");
-                    bytes.extend(client_frame_header(OP_TEXT, 5000));
+                    let mut bytes = frame(true, OP_PING, b"p");
+                    bytes.extend(frame_header(0x80 | OP_TEXT, 5000));
                     bytes.extend_from_slice(b"half a message");
                     ws.s.write_all(&bytes).unwrap();
                     ws.until_pong();
@@ -1573,10 +1544,10 @@ fn half_closed_sockets_get_their_full_answer_then_eof() {
     // WebSocket: a message and a close, then shutdown(Write): the echo and
     // the close echo still come, then EOF.
     let mut ws = RawWs::open(addr, "/echo");
-    let mut bytes = client_frame(OP_TEXT, b"before the close");
+    let mut bytes = frame(true, OP_TEXT, b"before the close");
     let mut close = 1000u16.to_be_bytes().to_vec();
     close.extend_from_slice(b"bye");
-    bytes.extend(client_frame(OP_CLOSE, &close));
+    bytes.extend(frame(true, OP_CLOSE, &close));
     ws.s.write_all(&bytes).unwrap();
     ws.s.shutdown(Shutdown::Write).unwrap();
     let f = ws.next_frame().unwrap().expect("the echo");
@@ -1594,7 +1565,7 @@ fn half_closed_sockets_get_their_full_answer_then_eof() {
 
     // Only a close frame (with code 1001), then half-close.
     let mut ws = RawWs::open(addr, "/channels/hc/ws");
-    ws.s.write_all(&client_frame(OP_CLOSE, &1001u16.to_be_bytes()))
+    ws.s.write_all(&frame(true, OP_CLOSE, &1001u16.to_be_bytes()))
         .unwrap();
     ws.s.shutdown(Shutdown::Write).unwrap();
     let mut code = None;
@@ -1984,7 +1955,7 @@ fn websocket_ping_flood_is_answered_with_bounded_memory() {
     for batch in 0..PINGS / 1000 {
         let mut buf = Vec::with_capacity(1000 * 10);
         for i in 0..1000 {
-            buf.extend(client_frame(OP_PING, &(batch * 1000 + i).to_be_bytes()));
+            buf.extend(frame(true, OP_PING, &(batch * 1000 + i).to_be_bytes()));
         }
         w.write_all(&buf).expect("write pings");
     }
@@ -1999,7 +1970,7 @@ fn websocket_ping_flood_is_answered_with_bounded_memory() {
     let keep = ws.s.try_clone().unwrap();
     let mut unit = Vec::with_capacity(10_000 * 10);
     for i in 0..10_000u32 {
-        unit.extend(client_frame(OP_PING, &i.to_be_bytes()));
+        unit.extend(frame(true, OP_PING, &i.to_be_bytes()));
     }
     let sent = Arc::new(AtomicU64::new(0));
     let outcome = flood(ws.s, unit, 256 * 1024 * 1024, sent.clone())
@@ -2220,7 +2191,7 @@ fn websocket_pong_flood_does_not_starve_other_clients() {
     let keep = ws.s.try_clone().unwrap();
     let mut unit = Vec::with_capacity(100_000 * 6);
     for _ in 0..100_000 {
-        unit.extend(client_frame(OP_PONG, b""));
+        unit.extend(frame(true, OP_PONG, b""));
     }
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));

@@ -11,7 +11,7 @@ mod common;
 use common::{find, parse_json, wait_for, JsonValue, Server};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ---------------------------------------------------------------------------
@@ -360,42 +360,13 @@ fn job_num(id: &str) -> u64 {
 /// Runs the binary with `args`, killing it after `limit`. Returns
 /// (exit success, exit code, stdout + stderr).
 fn run_binary(args: &[&str], limit: Duration) -> (bool, Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pushwire"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pushwire");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
+    let (status, text) = common::run_to_exit(args, limit);
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "`pushwire {}` did not exit within {limit:?}; output so far: {text:?}",
+            args.join(" ")
+        )
     });
-    let t_err = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let o = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
-            panic!(
-                "`pushwire {}` did not exit within {limit:?}; output so far: {o:?}",
-                args.join(" ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut text = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
-    text.push_str(&String::from_utf8_lossy(&t_err.join().unwrap()));
     (status.success(), status.code(), text)
 }
 

@@ -3,39 +3,11 @@
 
 mod common;
 
-use common::{parse_json, JsonValue, Response, Server};
+use common::json::{assert_error, assert_json_type, json};
+use common::{parse_json, Response, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn json(r: &Response) -> JsonValue {
-    parse_json(&r.text()).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", r.text()))
-}
-
-fn assert_json_type(r: &Response) {
-    let ct = r
-        .header("content-type")
-        .unwrap_or_else(|| panic!("no Content-Type: {r:?}"));
-    assert!(
-        ct.to_ascii_lowercase().starts_with("application/json"),
-        "Content-Type {ct:?}"
-    );
-}
-
-/// The contract's error shape with `status`.
-fn assert_error(r: &Response, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: body {:?}", r.text());
-    assert_json_type(r);
-    let j = json(r);
-    let msg = j
-        .get("error")
-        .and_then(|e| e.as_str())
-        .unwrap_or_else(|| panic!("{what}: no error string in {:?}", r.text()));
-    assert!(
-        !msg.trim().is_empty() && msg.chars().any(|c| c.is_alphabetic()),
-        "{what}: error message {msg:?}"
-    );
-}
 
 /// A submitted job and when we sent and got the submit.
 struct Job {

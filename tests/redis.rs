@@ -16,11 +16,13 @@
 
 mod common;
 
-use common::{find, parse_json, wait_for, JsonValue, RedisServer, Response, Server};
-use std::collections::{BTreeMap, VecDeque};
+use common::json::{assert_json_type, json, num};
+use common::poll::{parse_poll, PollAnswer};
+use common::sse::{Sse, SseItem};
+use common::{parse_json, run_to_exit, wait_for, JsonValue, RedisServer, Response, Server};
+use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,27 +49,6 @@ fn node_at(url: &str, extra: &[&str]) -> Server {
     let s = Server::start(&args);
     wait_backplane(&s, true, Duration::from_secs(10));
     s
-}
-
-fn json(r: &Response) -> JsonValue {
-    parse_json(&r.text()).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", r.text()))
-}
-
-fn num(v: &JsonValue, key: &str) -> u64 {
-    let n = v
-        .get(key)
-        .and_then(|x| x.as_f64())
-        .unwrap_or_else(|| panic!("no number {key:?} in {v:?}"));
-    assert!(n >= 0.0 && n.fract() == 0.0, "{key} = {n}");
-    n as u64
-}
-
-fn assert_json_type(r: &Response) {
-    let ct = r.header("content-type").unwrap_or("");
-    assert!(
-        ct.to_ascii_lowercase().starts_with("application/json"),
-        "Content-Type {ct:?} in {r:?}"
-    );
 }
 
 /// `POST /channels/{ch}` → 201 `{"id":N}`; returns N.
@@ -103,53 +84,16 @@ fn publish_refused(server: &Server, ch: &str, data: &str) {
     assert!(msg.chars().any(char::is_alphabetic), "error {msg:?}");
 }
 
-#[derive(Debug)]
-struct PollAnswer {
-    messages: Vec<(u64, String)>,
-    last: u64,
-    truncated: bool,
-    raw: String,
-}
-
-fn parse_poll(r: &Response) -> PollAnswer {
-    assert_eq!(r.status, 200, "poll: {:?}", r.text());
-    assert_json_type(r);
-    let j = json(r);
-    let Some(JsonValue::Arr(ms)) = j.get("messages") else {
-        panic!("no messages array in {:?}", r.text());
-    };
-    let messages = ms
-        .iter()
-        .map(|m| {
-            let data = m.get("data").and_then(|d| d.as_str()).expect("data string");
-            (num(m, "id"), data.to_string())
-        })
-        .collect();
-    let truncated = match j.get("truncated") {
-        None => false,
-        Some(JsonValue::Bool(b)) => *b,
-        Some(other) => panic!("truncated is {other:?}"),
-    };
-    PollAnswer {
-        messages,
-        last: num(&j, "last"),
-        truncated,
-        raw: r.text(),
-    }
-}
-
 /// `GET /channels/{ch}/poll?{query}` (the answer must come within 10 s).
 fn poll(server: &Server, ch: &str, query: &str) -> PollAnswer {
     poll_at(server.addr, ch, query)
 }
 
 fn poll_at(addr: std::net::SocketAddr, ch: &str, query: &str) -> PollAnswer {
-    parse_poll(&http_at(
-        addr,
-        "GET",
-        &format!("/channels/{ch}/poll?{query}"),
-        b"",
-    ))
+    parse_poll(
+        &http_at(addr, "GET", &format!("/channels/{ch}/poll?{query}"), b""),
+        false,
+    )
 }
 
 /// A long poll sent now and read later.
@@ -170,7 +114,7 @@ impl PendingPoll {
     }
 
     fn answer(mut self) -> Option<PollAnswer> {
-        common::read_response(&mut self.s, false).map(|r| parse_poll(&r))
+        common::read_response(&mut self.s, false).map(|r| parse_poll(&r, false))
     }
 }
 
@@ -242,284 +186,6 @@ fn poll_until(
 
 fn expected(ids: &BTreeMap<u64, String>) -> Vec<(u64, String)> {
     ids.iter().map(|(k, v)| (*k, v.clone())).collect()
-}
-
-// ---------------------------------------------------------------------------
-// An event-stream client after WHATWG HTML 9.2.6 ("Interpreting an event
-// stream"), over a raw socket, with chunked or close-delimited bodies.
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct SseEvent {
-    event: String,
-    data: String,
-    /// The block's own `id:` field, if it had one.
-    id_field: Option<String>,
-}
-
-impl SseEvent {
-    fn id(&self) -> u64 {
-        self.id_field
-            .as_deref()
-            .and_then(|i| i.parse().ok())
-            .unwrap_or_else(|| panic!("event without a numeric id: {self:?}"))
-    }
-}
-
-#[derive(Debug)]
-enum SseItem {
-    Event(SseEvent),
-    Comment(String),
-}
-
-#[derive(Default)]
-struct SseParser {
-    started: bool,
-    head: Vec<u8>,
-    line: Vec<u8>,
-    after_cr: bool,
-    data: String,
-    event_type: String,
-    block_id: Option<String>,
-    last_event_id: String,
-    items: VecDeque<SseItem>,
-}
-
-impl SseParser {
-    fn feed(&mut self, bytes: &[u8]) {
-        let mut bytes = bytes.to_vec();
-        if !self.started {
-            // One leading U+FEFF BOM is stripped.
-            self.head.extend_from_slice(&bytes);
-            const BOM: &[u8] = b"\xEF\xBB\xBF";
-            if self.head.len() < 3 && BOM.starts_with(&self.head) {
-                return;
-            }
-            self.started = true;
-            bytes = std::mem::take(&mut self.head);
-            if bytes.starts_with(BOM) {
-                bytes.drain(..3);
-            }
-        }
-        for b in bytes {
-            if std::mem::take(&mut self.after_cr) && b == b'\n' {
-                continue; // CRLF is one line end
-            }
-            match b {
-                b'\r' => {
-                    self.after_cr = true;
-                    self.line_end();
-                }
-                b'\n' => self.line_end(),
-                _ => self.line.push(b),
-            }
-        }
-    }
-
-    fn line_end(&mut self) {
-        let line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
-        if line.is_empty() {
-            return self.dispatch();
-        }
-        if line.starts_with(':') {
-            self.items.push_back(SseItem::Comment(line));
-            return;
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line.as_str(), ""),
-        };
-        match field {
-            "event" => self.event_type = value.to_string(),
-            "data" => {
-                self.data.push_str(value);
-                self.data.push('\n');
-            }
-            "id" if !value.contains('\0') => {
-                self.last_event_id = value.to_string();
-                self.block_id = Some(value.to_string());
-            }
-            _ => {} // retry and unknown fields
-        }
-    }
-
-    fn dispatch(&mut self) {
-        let id_field = self.block_id.take();
-        if self.data.is_empty() {
-            self.event_type.clear();
-            return;
-        }
-        let mut data = std::mem::take(&mut self.data);
-        data.pop(); // the last LF
-        let event = match std::mem::take(&mut self.event_type) {
-            t if t.is_empty() => "message".to_string(),
-            t => t,
-        };
-        self.items.push_back(SseItem::Event(SseEvent {
-            event,
-            data,
-            id_field,
-        }));
-    }
-}
-
-struct Sse {
-    s: TcpStream,
-    chunked: bool,
-    raw: Vec<u8>,
-    /// Bytes left in the current chunk (`None`: a size line is next).
-    chunk_left: Option<usize>,
-    closed: bool,
-    p: SseParser,
-}
-
-impl Sse {
-    fn open(server: &Server, path: &str, headers: &[(&str, &str)]) -> Sse {
-        let mut s = server.connect();
-        let mut req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n",
-            server.addr
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        let mut buf = Vec::new();
-        let head_end = loop {
-            if let Some(i) = find(&buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).expect("read the event stream's head");
-            assert!(n > 0, "closed before the head: {buf:?}");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-        assert!(
-            head.starts_with("http/1.1 200"),
-            "event stream {path} on {}: {head}",
-            server.addr
-        );
-        assert!(head.contains("content-type: text/event-stream"), "{head}");
-        let chunked = head
-            .split("\r\n")
-            .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
-        let mut sse = Sse {
-            s,
-            chunked,
-            raw: Vec::new(),
-            chunk_left: None,
-            closed: false,
-            p: SseParser::default(),
-        };
-        let rest = buf[head_end..].to_vec();
-        sse.transport(&rest);
-        sse
-    }
-
-    fn transport(&mut self, bytes: &[u8]) {
-        if !self.chunked {
-            return self.p.feed(bytes);
-        }
-        self.raw.extend_from_slice(bytes);
-        loop {
-            match self.chunk_left {
-                None => {
-                    let Some(eol) = find(&self.raw, b"\r\n") else {
-                        return;
-                    };
-                    let txt = String::from_utf8_lossy(&self.raw[..eol]).into_owned();
-                    let size = usize::from_str_radix(txt.split(';').next().unwrap().trim(), 16)
-                        .unwrap_or_else(|_| panic!("bad chunk size {txt:?}"));
-                    self.raw.drain(..eol + 2);
-                    if size == 0 {
-                        self.closed = true;
-                        return;
-                    }
-                    self.chunk_left = Some(size);
-                }
-                Some(0) => {
-                    if self.raw.len() < 2 {
-                        return;
-                    }
-                    assert_eq!(&self.raw[..2], b"\r\n", "chunk not ended by CRLF");
-                    self.raw.drain(..2);
-                    self.chunk_left = None;
-                }
-                Some(left) => {
-                    if self.raw.is_empty() {
-                        return;
-                    }
-                    let take = left.min(self.raw.len());
-                    let part: Vec<u8> = self.raw.drain(..take).collect();
-                    self.p.feed(&part);
-                    self.chunk_left = Some(left - take);
-                }
-            }
-        }
-    }
-
-    /// The next item within `timeout`; `None` on timeout or end of stream.
-    fn next_item(&mut self, timeout: Duration) -> Option<SseItem> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(i) = self.p.items.pop_front() {
-                return Some(i);
-            }
-            if self.closed {
-                return None;
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.s
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            let mut chunk = [0u8; 65536];
-            match self.s.read(&mut chunk) {
-                Ok(0) => self.closed = true,
-                Ok(n) => self.transport(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return None
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => self.closed = true,
-            }
-        }
-    }
-
-    fn try_event(&mut self, timeout: Duration) -> Option<SseEvent> {
-        let end = Instant::now() + timeout;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if let SseItem::Event(e) = self.next_item(left)? {
-                return Some(e);
-            }
-        }
-    }
-
-    /// The next `message` event as (id, data).
-    fn message(&mut self) -> (u64, String) {
-        let e = self
-            .try_event(Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("no SSE event within 10 s (closed: {})", self.closed));
-        assert_eq!(e.event, "message", "{e:?}");
-        (e.id(), e.data)
-    }
-
-    fn messages(&mut self, n: usize) -> Vec<(u64, String)> {
-        (0..n).map(|_| self.message()).collect()
-    }
-
-    /// No further event for `wait`, and the stream still open.
-    fn assert_quiet(&mut self, wait: Duration) {
-        if let Some(e) = self.try_event(wait) {
-            panic!("unexpected extra SSE event {e:?}");
-        }
-        assert!(!self.closed, "the event stream was closed");
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -606,8 +272,8 @@ fn publishes_on_both_nodes_reach_every_transport_on_both_nodes_in_order_exactly_
     // published (a 101 or an event-stream head means subscribed).
     let mut ws_a = ws_connect(&a, "/channels/c/ws");
     let mut ws_b = ws_connect(&b, "/channels/c/ws");
-    let mut sse_a = Sse::open(&a, "/channels/c/events", &[]);
-    let mut sse_b = Sse::open(&b, "/channels/c/events", &[]);
+    let mut sse_a = Sse::open_ok(&a, "/channels/c/events", &[]);
+    let mut sse_b = Sse::open_ok(&b, "/channels/c/events", &[]);
     let pollers: Vec<_> = [a.addr, b.addr]
         .into_iter()
         .map(|addr| std::thread::spawn(move || poll_until(addr, "c", 0, N)))
@@ -756,21 +422,21 @@ fn sse_and_websocket_resume_on_the_other_node_without_gap_or_duplicate() {
 
     // SSE: read 1..4 from A, go away, 5..8 published on B meanwhile,
     // come back to B with Last-Event-ID.
-    let mut sse = Sse::open(&a, "/channels/s/events", &[]);
+    let mut sse = Sse::open_ok(&a, "/channels/s/events", &[]);
     let mut sent = BTreeMap::new();
     for i in 1..=4 {
         let d = format!("s{i}");
         sent.insert(publish(&a, "s", &d), d);
     }
     assert_eq!(sse.messages(4), expected(&sent), "SSE on A");
-    let last_seen = sse.p.last_event_id.clone();
+    let last_seen = sse.last_event_id().to_string();
     assert_eq!(last_seen, "4");
     drop(sse);
     for i in 5..=8 {
         let d = format!("s{i}");
         sent.insert(publish(&b, "s", &d), d);
     }
-    let mut sse = Sse::open(&b, "/channels/s/events", &[("Last-Event-ID", &last_seen)]);
+    let mut sse = Sse::open_ok(&b, "/channels/s/events", &[("Last-Event-ID", &last_seen)]);
     let gap = sse.messages(4);
     assert_eq!(gap, expected(&sent)[4..], "the gap replayed by B");
     let d = "s9".to_string();
@@ -833,7 +499,7 @@ fn truncation_comes_from_the_shared_stream() {
     assert_eq!(p.last, 10, "{}", p.raw);
 
     // Also on SSE and WebSocket, on B.
-    let mut sse = Sse::open(&b, "/channels/t/events", &[("Last-Event-ID", "2")]);
+    let mut sse = Sse::open_ok(&b, "/channels/t/events", &[("Last-Event-ID", "2")]);
     let e = sse
         .try_event(Duration::from_secs(10))
         .expect("a truncated event");
@@ -872,7 +538,7 @@ fn redis_outage_refuses_publishes_keeps_subscribers_and_recovers_without_loss() 
     let b = node(&redis, &flags);
 
     let mut ws_b = ws_connect(&b, "/channels/o/ws?after=0");
-    let mut sse_a = Sse::open(&a, "/channels/o/events", &[("Last-Event-ID", "0")]);
+    let mut sse_a = Sse::open_ok(&a, "/channels/o/events", &[("Last-Event-ID", "0")]);
     let mut sent = BTreeMap::new();
     for (i, n) in [&a, &b, &b].into_iter().enumerate() {
         let d = format!("before{i}");
@@ -913,8 +579,9 @@ fn redis_outage_refuses_publishes_keeps_subscribers_and_recovers_without_loss() 
     let end = Instant::now() + Duration::from_secs(3);
     while Instant::now() < end && !pinged {
         match sse_a.next_item(Duration::from_millis(500)) {
-            Some(SseItem::Comment(c)) => pinged = c == ": ping",
+            Some(SseItem::Comment(c, _)) => pinged = c == ": ping",
             Some(SseItem::Event(e)) => panic!("an event while Redis is down: {e:?}"),
+            Some(SseItem::Retry(_)) => {}
             None => assert!(
                 !sse_a.closed,
                 "the event stream was closed while Redis was down"
@@ -986,7 +653,7 @@ fn restarted_node_loses_nothing_and_ids_continue() {
     let a = node(&redis, &[]);
     let b = node(&redis, &[]);
 
-    let mut sse = Sse::open(&a, "/channels/r/events", &[]);
+    let mut sse = Sse::open_ok(&a, "/channels/r/events", &[]);
     let mut ws = ws_connect(&a, "/channels/r/ws");
     let mut sent = BTreeMap::new();
     for i in 1..=5 {
@@ -1000,7 +667,7 @@ fn restarted_node_loses_nothing_and_ids_continue() {
     assert_eq!(poll_cursor, 5);
     let parked = PendingPoll::send(&a, "r", "after=5&timeout=20", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(100));
-    let sse_cursor = sse.p.last_event_id.clone();
+    let sse_cursor = sse.last_event_id().to_string();
     let ws_cursor = 5;
 
     // A dies; its clients see their connections end.
@@ -1023,7 +690,7 @@ fn restarted_node_loses_nothing_and_ids_continue() {
     let want = expected(&sent);
 
     // Each client resumes with its cursor, on B or on the new A.
-    let mut sse = Sse::open(&b, "/channels/r/events", &[("Last-Event-ID", &sse_cursor)]);
+    let mut sse = Sse::open_ok(&b, "/channels/r/events", &[("Last-Event-ID", &sse_cursor)]);
     assert_eq!(sse.messages(3), want[5..], "SSE resumed on B");
     let mut ws = ws_connect(&a2, &format!("/channels/r/ws?after={ws_cursor}"));
     assert_eq!(
@@ -1102,37 +769,6 @@ fn without_redis_the_backplane_is_memory_and_channels_work() {
 // 8. --redis validation, and a Redis that is not there
 // ---------------------------------------------------------------------------
 
-/// Runs the binary with `args` until it exits (at most 5 s): its status
-/// (`None` if it did not exit) and its stdout + stderr.
-fn run_to_exit(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pushwire"))
-        .args(["--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pushwire");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten());
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let text = t_out.join().unwrap() + &t_err.join().unwrap();
-    (status, text)
-}
-
 #[test]
 fn redis_flag_is_validated_and_an_unreachable_redis_answers_503() {
     for bad in [
@@ -1140,7 +776,10 @@ fn redis_flag_is_validated_and_an_unreachable_redis_answers_503() {
         "redis://example.com:6379",
         "redis://127.0.0.1:6379/2",
     ] {
-        let (status, text) = run_to_exit(&["--redis", bad]);
+        let (status, text) = run_to_exit(
+            &["--addr", "127.0.0.1:0", "--redis", bad],
+            Duration::from_secs(5),
+        );
         let status = status.unwrap_or_else(|| panic!("--redis {bad}: still running after 5 s"));
         assert!(
             !status.success(),
@@ -1226,7 +865,7 @@ fn a_cursor_learned_on_one_node_is_valid_at_once_on_every_node() {
     // The same on the streaming transports, against the other node.
     for i in 1..=30u64 {
         let id = publish(&a, "k", &format!("s{i}"));
-        let mut sse = Sse::open(
+        let mut sse = Sse::open_ok(
             &b,
             "/channels/k/events",
             &[("Last-Event-ID", &id.to_string())],
@@ -1266,7 +905,7 @@ fn a_large_message_crosses_nodes_intact() {
     let a = node(&redis, &[]);
     let b = node(&redis, &[]);
     let mut ws = ws_connect(&b, "/channels/big/ws");
-    let mut sse = Sse::open(&b, "/channels/big/events", &[]);
+    let mut sse = Sse::open_ok(&b, "/channels/big/events", &[]);
     let big: String = (0..300_000u32)
         .map(|i| match i % 1000 {
             999 => '\u{1F600}',
@@ -1414,7 +1053,7 @@ fn a_node_cut_off_from_redis_catches_up_when_the_link_is_back() {
     let b = node_at(&proxy.url(), &[]);
 
     let mut ws_b = ws_connect(&b, "/channels/cut/ws?after=0");
-    let mut sse_b = Sse::open(&b, "/channels/cut/events", &[("Last-Event-ID", "0")]);
+    let mut sse_b = Sse::open_ok(&b, "/channels/cut/events", &[("Last-Event-ID", "0")]);
     assert_eq!(publish(&b, "cut", "one"), 1);
     assert_eq!(ws_message(&mut ws_b), (1, "one".to_string()));
     assert_eq!(sse_b.message(), (1, "one".to_string()));

@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::json::{assert_error, assert_json_type, json, num};
 use common::{parse_json, wait_for, JsonValue, Response, Server};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -258,48 +259,10 @@ fn closed_port() -> u16 {
 // Helpers for the server's side
 // ---------------------------------------------------------------------------
 
-fn json(r: &Response) -> JsonValue {
-    parse_json(&r.text()).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", r.text()))
-}
-
-fn assert_json_type(r: &Response) {
-    let ct = r
-        .header("content-type")
-        .unwrap_or_else(|| panic!("no Content-Type: {r:?}"));
-    assert!(
-        ct.to_ascii_lowercase().starts_with("application/json"),
-        "Content-Type {ct:?}"
-    );
-}
-
-/// The contract's error shape: `status`, JSON `{"error":"<sentence>"}`.
-fn assert_error(r: &Response, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: body {:?}", r.text());
-    assert_json_type(r);
-    let msg = json(r)
-        .get("error")
-        .and_then(|e| e.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("{what}: no error string in {:?}", r.text()));
-    assert!(
-        msg.chars().any(|c| c.is_alphabetic()),
-        "{what}: error message {msg:?}"
-    );
-}
-
 fn str_of<'a>(v: &'a JsonValue, key: &str) -> &'a str {
     v.get(key)
         .and_then(|x| x.as_str())
         .unwrap_or_else(|| panic!("no string {key:?} in {v:?}"))
-}
-
-fn num(v: &JsonValue, key: &str) -> u64 {
-    let n = v
-        .get(key)
-        .and_then(|x| x.as_f64())
-        .unwrap_or_else(|| panic!("no number {key:?} in {v:?}"));
-    assert!(n >= 0.0 && n.fract() == 0.0, "{key} = {n}");
-    n as u64
 }
 
 fn arr<'a>(v: &'a JsonValue, key: &str) -> &'a [JsonValue] {

@@ -10,6 +10,10 @@
 
 mod common;
 
+use common::ws::{
+    close_payload, frame, raw_frame, MASK, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+    RFC_ACCEPT, RFC_KEY,
+};
 use common::{find, wait_for, Server};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -20,55 +24,12 @@ use tungstenite::{Message, WebSocket};
 // Raw client: frames built and parsed by hand.
 // ---------------------------------------------------------------------------
 
-const OP_CONT: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
-
-/// The RFC 6455 section 1.3 / 4.2.2 example key and its accept value.
-const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const RFC_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-/// A client frame: first byte `b0` (FIN | RSV | opcode as given), the mask
-/// bit and the shortest length encoding, then `payload` masked with `MASK`.
-fn raw_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![b0];
-    let len = payload.len();
-    if len < 126 {
-        f.push(0x80 | len as u8);
-    } else if len <= 0xFFFF {
-        f.push(0x80 | 126);
-        f.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        f.push(0x80 | 127);
-        f.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    f.extend_from_slice(&MASK);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    f
-}
-
-/// A masked client frame with RSV bits clear.
-fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    raw_frame(if fin { 0x80 } else { 0 } | opcode, payload)
-}
-
 /// The same frame without the mask bit (a protocol error from a client).
 fn unmasked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);
     let mut f = vec![if fin { 0x80 } else { 0 } | opcode, payload.len() as u8];
     f.extend_from_slice(payload);
     f
-}
-
-fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
-    let mut p = code.to_be_bytes().to_vec();
-    p.extend_from_slice(reason);
-    p
 }
 
 /// A frame as the server sent it.

@@ -4,6 +4,15 @@
 //! sockets, and kill it when the test ends.
 #![allow(dead_code)]
 
+pub mod json;
+pub mod poll;
+pub mod sse;
+pub mod ws;
+
+/// Re-exported: most suites parse bodies; not every suite names both.
+#[allow(unused_imports)]
+pub use json::{parse_json, JsonValue};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -221,227 +230,6 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-/// A parsed JSON value, from a tiny parser written here so that the suites
-/// check bodies without sharing any code with the server.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JsonValue {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<JsonValue>),
-    Obj(Vec<(String, JsonValue)>),
-}
-
-impl JsonValue {
-    /// The member `key` of an object.
-    pub fn get(&self, key: &str) -> Option<&JsonValue> {
-        match self {
-            JsonValue::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            JsonValue::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            JsonValue::Num(n) => Some(*n),
-            _ => None,
-        }
-    }
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            JsonValue::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-    /// The member names of an object, in order.
-    pub fn keys(&self) -> Vec<&str> {
-        match self {
-            JsonValue::Obj(m) => m.iter().map(|(k, _)| k.as_str()).collect(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Parses a whole JSON text (RFC 8259); `Err` says where it went wrong.
-pub fn parse_json(text: &str) -> Result<JsonValue, String> {
-    struct P<'a> {
-        b: &'a [u8],
-        i: usize,
-    }
-    impl P<'_> {
-        fn ws(&mut self) {
-            while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-                self.i += 1;
-            }
-        }
-        fn err<T>(&self, what: &str) -> Result<T, String> {
-            Err(format!("{what} at byte {}", self.i))
-        }
-        fn lit(&mut self, l: &str, v: JsonValue) -> Result<JsonValue, String> {
-            if self.b[self.i..].starts_with(l.as_bytes()) {
-                self.i += l.len();
-                Ok(v)
-            } else {
-                self.err("bad literal")
-            }
-        }
-        fn value(&mut self) -> Result<JsonValue, String> {
-            self.ws();
-            match self.b.get(self.i) {
-                None => self.err("unexpected end"),
-                Some(b'n') => self.lit("null", JsonValue::Null),
-                Some(b't') => self.lit("true", JsonValue::Bool(true)),
-                Some(b'f') => self.lit("false", JsonValue::Bool(false)),
-                Some(b'"') => Ok(JsonValue::Str(self.string()?)),
-                Some(b'[') => {
-                    self.i += 1;
-                    let mut v = Vec::new();
-                    self.ws();
-                    if self.b.get(self.i) == Some(&b']') {
-                        self.i += 1;
-                        return Ok(JsonValue::Arr(v));
-                    }
-                    loop {
-                        v.push(self.value()?);
-                        self.ws();
-                        match self.b.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b']') => {
-                                self.i += 1;
-                                return Ok(JsonValue::Arr(v));
-                            }
-                            _ => return self.err("expected , or ]"),
-                        }
-                    }
-                }
-                Some(b'{') => {
-                    self.i += 1;
-                    let mut m = Vec::new();
-                    self.ws();
-                    if self.b.get(self.i) == Some(&b'}') {
-                        self.i += 1;
-                        return Ok(JsonValue::Obj(m));
-                    }
-                    loop {
-                        self.ws();
-                        if self.b.get(self.i) != Some(&b'"') {
-                            return self.err("expected a key");
-                        }
-                        let k = self.string()?;
-                        self.ws();
-                        if self.b.get(self.i) != Some(&b':') {
-                            return self.err("expected :");
-                        }
-                        self.i += 1;
-                        m.push((k, self.value()?));
-                        self.ws();
-                        match self.b.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b'}') => {
-                                self.i += 1;
-                                return Ok(JsonValue::Obj(m));
-                            }
-                            _ => return self.err("expected , or }"),
-                        }
-                    }
-                }
-                Some(_) => {
-                    let start = self.i;
-                    while self.i < self.b.len()
-                        && matches!(
-                            self.b[self.i],
-                            b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
-                        )
-                    {
-                        self.i += 1;
-                    }
-                    let t = std::str::from_utf8(&self.b[start..self.i]).unwrap();
-                    let ok = !t.is_empty()
-                        && !t.starts_with('+')
-                        && !t.starts_with('.')
-                        && !t.starts_with("-.");
-                    match t.parse::<f64>() {
-                        Ok(n) if ok => Ok(JsonValue::Num(n)),
-                        _ => self.err("bad number"),
-                    }
-                }
-            }
-        }
-        fn string(&mut self) -> Result<String, String> {
-            self.i += 1; // opening quote
-            let mut out: Vec<u8> = Vec::new();
-            loop {
-                let Some(&c) = self.b.get(self.i) else {
-                    return self.err("unterminated string");
-                };
-                self.i += 1;
-                match c {
-                    b'"' => return String::from_utf8(out).map_err(|_| "invalid UTF-8".to_string()),
-                    b'\\' => {
-                        let Some(&e) = self.b.get(self.i) else {
-                            return self.err("bad escape");
-                        };
-                        self.i += 1;
-                        let ch = match e {
-                            b'"' => '"',
-                            b'\\' => '\\',
-                            b'/' => '/',
-                            b'b' => '\u{8}',
-                            b'f' => '\u{c}',
-                            b'n' => '\n',
-                            b'r' => '\r',
-                            b't' => '\t',
-                            b'u' => {
-                                let hex = |p: &mut Self| -> Result<u32, String> {
-                                    let h = p.b.get(p.i..p.i + 4).ok_or("short \\u")?;
-                                    p.i += 4;
-                                    u32::from_str_radix(
-                                        std::str::from_utf8(h).map_err(|e| e.to_string())?,
-                                        16,
-                                    )
-                                    .map_err(|e| e.to_string())
-                                };
-                                let mut u = hex(self)?;
-                                if (0xD800..0xDC00).contains(&u)
-                                    && self.b[self.i..].starts_with(b"\\u")
-                                {
-                                    self.i += 2;
-                                    let lo = hex(self)?;
-                                    u = 0x10000
-                                        + ((u - 0xD800) << 10)
-                                        + (lo.wrapping_sub(0xDC00) & 0x3FF);
-                                }
-                                char::from_u32(u).ok_or("bad \\u escape")?
-                            }
-                            _ => return self.err("bad escape"),
-                        };
-                        let mut tmp = [0u8; 4];
-                        out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
-                    }
-                    c if c < 0x20 => return self.err("control character in string"),
-                    c => out.push(c),
-                }
-            }
-        }
-    }
-    let mut p = P {
-        b: text.as_bytes(),
-        i: 0,
-    };
-    let v = p.value()?;
-    p.ws();
-    if p.i != p.b.len() {
-        return p.err("trailing bytes");
-    }
-    Ok(v)
-}
-
 impl Server {
     /// Waits up to `timeout` for the process to exit by itself (after a
     /// signal, say) and returns its exit status; `None` if it is still
@@ -458,6 +246,35 @@ impl Server {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Runs the binary with `args` (no `--addr` added) and waits up to `limit`
+/// for it to exit by itself. Returns its exit status (`None`: it was still
+/// running, and has been killed) and its stdout followed by its stderr.
+pub fn run_to_exit(args: &[&str], limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushwire"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pushwire");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            s
+        })
+    };
+    let t_out = drain(Box::new(child.stdout.take().unwrap()));
+    let t_err = drain(Box::new(child.stderr.take().unwrap()));
+    let status = wait_for(limit, || child.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut text = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
+    text.push_str(&String::from_utf8_lossy(&t_err.join().unwrap()));
+    (status, text)
 }
 
 /// A throwaway `redis-server` (Debian's package) on a free loopback port,

@@ -2223,3 +2223,48 @@ fn websocket_pong_flood_does_not_starve_other_clients() {
     canary.check("pong flood");
     expect_rss_settles(pid, base, 8 * MIB, "pong flood");
 }
+
+/// `--shutdown-timeout-ms`: a graceful shutdown waits for WebSockets to
+/// answer their close 1001, but no longer than the flag says; a peer that
+/// never answers cannot hold the process.
+#[test]
+fn shutdown_timeout_flag_bounds_a_graceful_shutdown() {
+    for (ms, lo, hi) in [(400u64, 300u128, 1_500u128), (2_000, 1_800, 3_500)] {
+        let mut server = Server::start(&["--shutdown-timeout-ms", &ms.to_string()]);
+        // A WebSocket that will never read or answer anything.
+        let mut s = server.connect();
+        let req = format!(
+            "GET /echo HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            server.addr
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while find(&head, b"\r\n\r\n").is_none() {
+            assert_eq!(s.read(&mut byte).unwrap(), 1, "the 101 arrives");
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        let start = Instant::now();
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &server.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        let status = server
+            .wait_exit(Duration::from_secs(6))
+            .expect("the process exits");
+        let took = start.elapsed().as_millis();
+        assert!(status.success(), "exit status {status:?}");
+        assert!(
+            (lo..hi).contains(&took),
+            "--shutdown-timeout-ms {ms}: exited after {took} ms"
+        );
+        drop(s);
+    }
+}

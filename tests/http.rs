@@ -1560,3 +1560,42 @@ fn listen_backlog_flag_sets_the_kernel_backlog() {
         assert_eq!(send_q, want, "{line}");
     }
 }
+
+/// `--linger-ms`: after an answer that closes the connection, the server
+/// shuts down its write side and keeps reading (and dropping) what the
+/// client still sends, so its answer is not destroyed by a reset; the
+/// socket is closed when the client closes or `--linger-ms` passes. A
+/// lingering connection still counts as open in `/stats`.
+#[test]
+fn linger_flag_bounds_how_long_a_closing_connection_stays() {
+    let open_http = |server: &Server| -> f64 {
+        let stats = parse_json(&server.get("/stats").text()).expect("stats JSON");
+        let open = stats
+            .get("connections")
+            .and_then(|c| c.get("open"))
+            .expect("open");
+        open.get("http")
+            .and_then(JsonValue::as_f64)
+            .expect("http count")
+    };
+    for (linger_ms, gone_after_500ms) in [(200, true), (5_000, false)] {
+        let server = Server::start(&["--linger-ms", &linger_ms.to_string()]);
+        let mut s = server.connect();
+        s.write_all(b"GET /stats HTTP/1.1\r\nHost : x\r\n\r\n")
+            .unwrap();
+        let r = common::read_response(&mut s, false).expect("a 400");
+        assert_eq!(r.status, 400);
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest); // the server's FIN: write side shut
+                                          // The client keeps its socket open; the server lingers on it.
+        assert_eq!(
+            open_http(&server),
+            2.0,
+            "the lingering connection and /stats' own"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let want = if gone_after_500ms { 1.0 } else { 2.0 };
+        assert_eq!(open_http(&server), want, "--linger-ms {linger_ms}");
+        drop(s);
+    }
+}

@@ -1440,3 +1440,30 @@ fn stats_count_protocol_closes_and_open_ws() {
         "connections.open.ws is not 0 after the close"
     );
 }
+
+/// `--close-timeout-ms`: a close the server starts as an ordinary close
+/// (chat refuses binary messages with 1003) waits that long for the peer's
+/// close frame; a peer that never answers is then cut.
+#[test]
+fn close_timeout_flag_bounds_the_wait_for_the_peers_close() {
+    for (ms, lo, hi) in [(300u64, 250u128, 1_200u128), (1_200, 1_100, 2_400)] {
+        let server = Server::start(&["--close-timeout-ms", &ms.to_string()]);
+        let mut ws = Raw::open(&server, "/");
+        ws.send(&frame(true, OP_BINARY, b"not for chat"));
+        // Skip the chat's own lines ("User<port> joined") to the close.
+        let code = loop {
+            let f = ws.next().expect("a close frame before the end");
+            if f.opcode == OP_CLOSE {
+                break f.close_code();
+            }
+        };
+        assert_eq!(code, Some(1003));
+        let start = Instant::now();
+        ws.expect_tcp_end();
+        let waited = start.elapsed().as_millis();
+        assert!(
+            (lo..hi).contains(&waited),
+            "--close-timeout-ms {ms}: TCP ended after {waited} ms"
+        );
+    }
+}

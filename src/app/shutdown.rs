@@ -10,17 +10,12 @@
 //! | HTTP, idle        | closed                                                |
 //! | webhook attempt   | time to finish                                        |
 //!
-//! Everything must be done within `SHUTDOWN_GRACE`; what is left then is
-//! dropped.
-
-use std::time::Duration;
+//! Everything must be done within `--shutdown-timeout-ms`; what is left
+//! then is dropped.
 
 use crate::net::conn::{Kind, Phase};
 use crate::net::{CloseReason, Server};
 use crate::wire::ws_close;
-
-/// The longest a graceful shutdown may take.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl Server {
     pub(crate) fn begin_shutdown(&mut self) {
@@ -28,7 +23,7 @@ impl Server {
             return;
         }
         log::info!("shutting down: {} connections open", self.conns.len());
-        self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        self.shutdown_deadline = Some(self.now + self.cfg.shutdown_timeout);
         self.close_listener();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {

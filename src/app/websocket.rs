@@ -221,15 +221,7 @@ impl Server {
             if let Some(Kind::Ws(ws)) = self.conns.get_mut(key).map(|c| &mut c.kind) {
                 ws.close = CloseState::CloseSent;
             }
-            self.set_wait(
-                key,
-                Wait::CloseHandshake,
-                Some(
-                    self.cfg
-                        .header_timeout
-                        .min(std::time::Duration::from_secs(5)),
-                ),
-            );
+            self.set_wait(key, Wait::CloseHandshake, Some(self.cfg.close_timeout));
             self.set_deadline(key, Slot::Tick, None);
         } else {
             self.finish(key);

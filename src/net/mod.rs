@@ -61,9 +61,6 @@ const READ_BUDGET: usize = 256 * 1024;
 /// appended to it (see `read_loop`).
 const MAX_LEAD: usize = 4 * 1024;
 
-/// How long a connection that is being closed may linger (see `Phase`).
-const LINGER: Duration = Duration::from_secs(2);
-
 /// Why a connection ended, for `/stats` "closed".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -114,7 +111,7 @@ impl Handle {
     /// Asks the loop to shut down gracefully: stop accepting, close
     /// WebSockets with 1001, end streams and held polls, finish answers in
     /// flight. `Server::run` returns when all connections are gone or after
-    /// `SHUTDOWN_GRACE`.
+    /// `--shutdown-timeout-ms`.
     pub fn stop(&self) {
         self.send(Command::Stop);
     }
@@ -724,7 +721,7 @@ impl Server {
             return;
         }
         crate::trace::event(self, key, "output done, write side shut down");
-        self.set_wait(key, Wait::Linger, Some(LINGER));
+        self.set_wait(key, Wait::Linger, Some(self.cfg.linger));
         self.set_deadline(key, Slot::Tick, None);
         // Whatever is already readable is drained now.
         self.on_readable(key);

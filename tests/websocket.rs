@@ -512,7 +512,9 @@ fn assert_426(head: &Head, what: &str) {
 #[test]
 fn handshake_missing_or_wrong_version_is_426() {
     let server = Server::start(&[]);
-    let cases: &[(&str, &[(&str, Option<&str>)])] = &[
+    // (what, header overrides: name and value, None to leave it out)
+    type Case<'a> = (&'a str, &'a [(&'a str, Option<&'a str>)]);
+    let cases: &[Case] = &[
         ("missing version", &[("Sec-WebSocket-Version", None)]),
         ("version 8", &[("Sec-WebSocket-Version", Some("8"))]),
         ("version 14", &[("Sec-WebSocket-Version", Some("14"))]),
@@ -825,9 +827,9 @@ fn echo_frame_trickled_byte_by_byte() {
     let server = Server::start(&[]);
     let mut raw = Raw::open(&server, "/echo");
     let text = "t".repeat(200); // a 16-bit length header
-    let mut w = frame(false, OP_TEXT, text[..100].as_bytes());
+    let mut w = frame(false, OP_TEXT, &text.as_bytes()[..100]);
     w.extend(frame(true, OP_PING, b"pp"));
-    w.extend(frame(true, OP_CONT, text[100..].as_bytes()));
+    w.extend(frame(true, OP_CONT, &text.as_bytes()[100..]));
     for b in &w {
         raw.send(std::slice::from_ref(b));
         std::thread::sleep(Duration::from_micros(300));
@@ -1084,7 +1086,7 @@ fn invalid_utf8_fails_fast_before_the_frame_is_complete() {
     // a text frame that announces 20 bytes ...
     let payload: Vec<u8> = [0xce, 0xba, 0xe1, 0xbd, 0xc0] // invalid at byte 5
         .into_iter()
-        .chain(std::iter::repeat(b'a').take(15))
+        .chain(std::iter::repeat_n(b'a', 15))
         .collect();
     let whole = frame(true, OP_TEXT, &payload);
     let header_len = 2 + 4;

@@ -6,13 +6,43 @@
 # a fresh machine passes with nothing installed by hand.
 #
 #   bash tests/all.sh            everything
-#   bash tests/all.sh cargo      only the stages named (cargo, autobahn,
-#                                browser, tshark, fuzz)
+#   bash tests/all.sh cargo      only the stages named (cargo, run,
+#                                autobahn, browser, tshark, fuzz)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(cargo autobahn browser tshark fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(cargo run autobahn browser tshark fuzz)
+
+# The README's first command, as written (with port 0 so it cannot clash):
+# `cargo run --release` must start the server and serve the demo page.
+readme_run() {
+    local out
+    out=$(mktemp)
+    cargo run --release --quiet -- --addr 127.0.0.1:0 >"$out" 2>/dev/null &
+    local pid=$!
+    local line=""
+    for _ in $(seq 600); do
+        line=$(head -n 1 "$out")
+        [ -n "$line" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    local ok=1
+    case "$line" in
+        "listening on http://"*)
+            local code
+            code=$(curl -s -o /dev/null -w '%{http_code}' "${line#listening on }/")
+            [ "$code" = 200 ] && ok=0
+            echo "cargo run --release: $line, GET / -> $code" ;;
+        *) echo "cargo run --release did not announce its address: '$line'" ;;
+    esac
+    pkill -P "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rm -f "$out"
+    return $ok
+}
 
 passed=0
 failed=0
@@ -46,6 +76,8 @@ for s in "${stages[@]}"; do
                     || echo "could not install redis-server: the redis suite will fail"
             fi
             run_stage cargo cargo test --all-targets ;;
+        # README's first command.
+        run) run_stage run readme_run ;;
         # The Autobahn|Testsuite against /echo: every case of sections 1-10.
         autobahn) run_stage autobahn bash .ci/autobahn.sh ;;
         # The demo page in headless Chromium.
@@ -54,7 +86,7 @@ for s in "${stages[@]}"; do
         tshark) run_stage tshark bash tests/tshark.sh ;;
         # A short run of every fuzz target.
         fuzz) run_stage fuzz bash tests/fuzz-smoke.sh ;;
-        *) echo "unknown stage $s (cargo, autobahn, browser, tshark, fuzz)"; exit 2 ;;
+        *) echo "unknown stage $s (cargo, run, autobahn, browser, tshark, fuzz)"; exit 2 ;;
     esac
 done
 

@@ -394,17 +394,32 @@ mod tests {
     #[test]
     fn a_small_exposition_byte_for_byte() {
         let mut out = String::new();
-        family(&mut out, "pushwire_requests_total", Type::Counter, "HTTP requests.")
-            .sample(&[], 5u64);
-        family(&mut out, "pushwire_connections_open", Type::Gauge, "Open connections.")
-            .sample(&[("kind", "http")], 1u64)
-            .sample(&[("kind", "ws")], 0u64);
+        family(
+            &mut out,
+            "pushwire_requests_total",
+            Type::Counter,
+            "HTTP requests.",
+        )
+        .sample(&[], 5u64);
+        family(
+            &mut out,
+            "pushwire_connections_open",
+            Type::Gauge,
+            "Open connections.",
+        )
+        .sample(&[("kind", "http")], 1u64)
+        .sample(&[("kind", "ws")], 0u64);
         let mut h = Histogram::new();
         h.observe_nanos(400_000); // 0.0004 s: first bucket
         h.observe_nanos(1_000_000); // exactly 0.001 s: the 0.001 bucket
         h.observe_nanos(11_000_000_000); // 11 s: only +Inf
-        family(&mut out, "pushwire_delivery_seconds", Type::Histogram, "Latency.")
-            .histogram(&[], &h);
+        family(
+            &mut out,
+            "pushwire_delivery_seconds",
+            Type::Histogram,
+            "Latency.",
+        )
+        .histogram(&[], &h);
         let expected = "\
 # HELP pushwire_requests_total HTTP requests.
 # TYPE pushwire_requests_total counter

@@ -45,7 +45,9 @@ fn main() -> std::io::Result<()> {
     std::thread::spawn(move || {
         for n in 1.. {
             std::thread::sleep(Duration::from_secs(2));
-            handle.publish("logins", &format!("a user just logged in (#{n})"));
+            if let Err(e) = handle.publish("logins", &format!("a user just logged in (#{n})")) {
+                eprintln!("publish failed: {e}");
+            }
         }
     });
 

@@ -294,9 +294,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
             "--listen-backlog" => c.listen_backlog = num()?.clamp(1, i32::MAX as u64) as u32,
             "--allow-origin" => c.allow_origins.push(value),
             "--webhook-allow" => c.webhook_allow.push(value),
-            "--redis" => {
-                c.redis = Some(crate::app::redis::parse_redis_url(&value).map_err(ArgError)?)
-            }
+            "--redis" => c.redis = Some(parse_redis_url(&value).map_err(ArgError)?),
             _ => return Err(ArgError(format!("unknown flag {arg:?}; see --help"))),
         }
     }
@@ -306,8 +304,49 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
     Ok(Cli::Run(Box::new(c)))
 }
 
+/// `redis://HOST:PORT` (HOST an IP literal or localhost: no DNS on the loop).
+pub fn parse_redis_url(s: &str) -> Result<SocketAddr, String> {
+    let rest = s
+        .strip_prefix("redis://")
+        .ok_or_else(|| format!("--redis takes redis://HOST:PORT, not {s:?}"))?;
+    let rest = rest.trim_end_matches('/');
+    let with_scheme = format!("http://{rest}");
+    let u = crate::wire::url::parse(&with_scheme).map_err(|e| format!("--redis: {e}"))?;
+    let port = if rest.contains("]:") || (!rest.starts_with('[') && rest.contains(':')) {
+        u.port
+    } else {
+        6379
+    };
+    if u.target != "/" {
+        return Err("--redis takes redis://HOST:PORT without a path".into());
+    }
+    let ip =
+        u.ip.ok_or_else(|| "--redis takes an IP address or localhost".to_string())?;
+    Ok(SocketAddr::new(ip, port))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redis_urls() {
+        use super::parse_redis_url;
+        assert_eq!(
+            parse_redis_url("redis://127.0.0.1:6380"),
+            Ok("127.0.0.1:6380".parse().unwrap())
+        );
+        assert_eq!(
+            parse_redis_url("redis://localhost"),
+            Ok("127.0.0.1:6379".parse().unwrap())
+        );
+        assert_eq!(
+            parse_redis_url("redis://[::1]:7000/"),
+            Ok("[::1]:7000".parse().unwrap())
+        );
+        assert!(parse_redis_url("http://127.0.0.1:6379").is_err());
+        assert!(parse_redis_url("redis://cache.internal:6379").is_err());
+        assert!(parse_redis_url("redis://127.0.0.1:6379/2").is_err());
+    }
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, ArgError> {

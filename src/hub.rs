@@ -11,11 +11,14 @@
 //! ```
 //!
 //! Subscribers of every transport (WebSocket, SSE, parked long polls) are
-//! entries of the same connection slab; a channel only lists their (slab
-//! key, connection id) pairs.
+//! entries of the same connection slab; a channel only lists their handles
+//! (`net::ConnId`, which cannot be mistaken for a later connection in the
+//! same slot).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+
+use crate::net::ConnId;
 
 /// A published message as history keeps it.
 #[derive(Debug, Clone)]
@@ -29,8 +32,8 @@ pub struct Channel {
     pub name: String,
     pub last_id: u64,
     pub history: VecDeque<Stored>,
-    /// (slab key, connection id) of every subscriber, any transport.
-    pub subscribers: Vec<(usize, u64)>,
+    /// Every subscriber, any transport.
+    pub subscribers: Vec<ConnId>,
     /// With a shared backplane (Redis): this mirror matches the shared
     /// stream. Always true in process.
     pub synced: bool,
@@ -39,8 +42,8 @@ pub struct Channel {
     /// The highest id announced while a sync was under way (a message
     /// announced then may not be in the sync's answer; if so, sync again).
     pub seen_while_syncing: u64,
-    /// Requests held until the first sync completes: (slab key, conn id).
-    pub waiting: Vec<(usize, u64)>,
+    /// Requests held until the first sync completes.
+    pub waiting: Vec<ConnId>,
 }
 
 impl Channel {
@@ -246,13 +249,13 @@ impl Hub {
         fresh
     }
 
-    pub fn subscribe(&mut self, ch: usize, key: usize, id: u64) {
-        self.channels[ch].subscribers.push((key, id));
+    pub fn subscribe(&mut self, ch: usize, id: ConnId) {
+        self.channels[ch].subscribers.push(id);
     }
 
-    pub fn unsubscribe(&mut self, ch: usize, key: usize, id: u64) {
+    pub fn unsubscribe(&mut self, ch: usize, id: ConnId) {
         if let Some(c) = self.channels.get_mut(ch) {
-            if let Some(i) = c.subscribers.iter().position(|&s| s == (key, id)) {
+            if let Some(i) = c.subscribers.iter().position(|&s| s == id) {
                 // Order among subscribers carries no meaning.
                 c.subscribers.swap_remove(i);
             }
@@ -370,10 +373,11 @@ mod tests {
     #[test]
     fn unsubscribe_removes_only_that_connection() {
         let (mut h, ch) = hub_with(1, 0);
-        h.subscribe(ch, 1, 10);
-        h.subscribe(ch, 2, 20);
-        h.unsubscribe(ch, 1, 11); // same key, another connection: kept
-        h.unsubscribe(ch, 1, 10);
-        assert_eq!(h.get(ch).subscribers, [(2, 20)]);
+        let id = |key, serial| ConnId { key, serial };
+        h.subscribe(ch, id(1, 10));
+        h.subscribe(ch, id(2, 20));
+        h.unsubscribe(ch, id(1, 11)); // same key, another connection: kept
+        h.unsubscribe(ch, id(1, 10));
+        assert_eq!(h.get(ch).subscribers, [id(2, 20)]);
     }
 }

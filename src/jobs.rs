@@ -18,7 +18,7 @@ pub struct Job {
     pub started: Instant,
     pub duration: Duration,
     /// Parked long polls: (slab key, connection id).
-    pub waiters: Vec<(usize, u64)>,
+    pub waiters: Vec<crate::net::ConnId>,
 }
 
 impl Job {

@@ -29,7 +29,7 @@
 //! let server = pushwire::Server::bind(pushwire::Config::default()).unwrap();
 //! let handle = server.handle();
 //! std::thread::spawn(move || server.run());
-//! handle.publish("logins", "a user just logged in");
+//! handle.publish("logins", "a user just logged in").unwrap();
 //! ```
 
 pub mod app;
@@ -38,9 +38,11 @@ pub mod hub;
 pub mod jobs;
 pub mod net;
 pub mod proto;
+pub mod server;
 pub mod trace;
 pub mod webhooks;
 pub mod wire;
 
 pub use config::Config;
-pub use net::{Handle, Server};
+pub use net::SendError;
+pub use server::{Handle, Server};

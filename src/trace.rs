@@ -16,7 +16,6 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use crate::net::Server;
 use crate::wire::ws_frame::{self, FrameHeader};
 
 /// How many payload bytes a frame line shows.
@@ -27,84 +26,91 @@ pub fn line(peer: SocketAddr, dir: &str, text: &str) {
     eprintln!("{peer} {dir} {text}");
 }
 
-/// An event of connection `key` (`..`).
-///
-/// Takes anything printable, so callers pass `format_args!(...)`: the text
-/// is only formatted when `--trace` is on.
-pub fn event(s: &Server, key: usize, text: impl std::fmt::Display) {
-    if s.cfg.trace {
-        if let Some(c) = s.conns.get(key) {
-            line(c.peer, "..", &text.to_string());
+/// The narrator: on or off, decided once at start. Every method takes the
+/// peer the unit belongs to (`None` when that connection is gone: nothing
+/// is printed) and the unit itself; none of them knows the server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trace {
+    pub on: bool,
+}
+
+impl Trace {
+    pub fn new(on: bool) -> Self {
+        Trace { on }
+    }
+
+    /// An event of a connection (`..`).
+    ///
+    /// Takes anything printable, so callers pass `format_args!(...)`: the
+    /// text is only formatted when `--trace` is on.
+    pub fn event(self, peer: Option<SocketAddr>, text: impl std::fmt::Display) {
+        if let (true, Some(peer)) = (self.on, peer) {
+            line(peer, "..", &text.to_string());
         }
     }
-}
 
-/// An HTTP head (request or response): its first line, then its header
-/// names and values folded onto the same line.
-pub fn http_head(s: &Server, key: usize, dir: &str, head: &[u8]) {
-    if !s.cfg.trace {
-        return;
-    }
-    let Some(c) = s.conns.get(key) else { return };
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("");
-    let rest: Vec<&str> = lines.collect();
-    if rest.is_empty() {
-        line(c.peer, dir, first);
-    } else {
-        line(c.peer, dir, &format!("{first} ({})", rest.join(", ")));
-    }
-}
-
-/// A WebSocket frame: the header field by field, then the first payload
-/// bytes in hex and as text.
-pub fn frame(s: &Server, key: usize, dir: &str, h: &FrameHeader, payload: &[u8]) {
-    if !s.cfg.trace {
-        return;
-    }
-    let Some(c) = s.conns.get(key) else { return };
-    line(
-        c.peer,
-        dir,
-        &format!("frame {} | {}", ws_frame::describe(h), preview(payload)),
-    );
-}
-
-/// A frame we send, described from its parts.
-pub fn sent_frame(s: &Server, key: usize, op: u8, payload: &[u8]) {
-    if s.cfg.trace {
-        let h = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: op,
-            mask: None,
-            payload_len: payload.len() as u64,
+    /// An HTTP head (request or response): its first line, then its header
+    /// names and values folded onto the same line.
+    pub fn http_head(self, peer: Option<SocketAddr>, dir: &str, head: &[u8]) {
+        let (true, Some(peer)) = (self.on, peer) else {
+            return;
         };
-        frame(s, key, "<-", &h, payload);
+        let text = String::from_utf8_lossy(head);
+        let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+        let first = lines.next().unwrap_or("");
+        let rest: Vec<&str> = lines.collect();
+        if rest.is_empty() {
+            line(peer, dir, first);
+        } else {
+            line(peer, dir, &format!("{first} ({})", rest.join(", ")));
+        }
     }
-}
 
-/// Frames we send that are already encoded (a broadcast, a replay): each
-/// header decoded again, so the trace shows exactly what leaves.
-pub fn encoded_frames(s: &Server, key: usize, mut bytes: &[u8]) {
-    if !s.cfg.trace {
-        return;
+    /// A WebSocket frame: the header field by field, then the first payload
+    /// bytes in hex and as text.
+    pub fn frame(self, peer: Option<SocketAddr>, dir: &str, h: &FrameHeader, payload: &[u8]) {
+        if let (true, Some(peer)) = (self.on, peer) {
+            line(
+                peer,
+                dir,
+                &format!("frame {} | {}", ws_frame::describe(h), preview(payload)),
+            );
+        }
     }
-    while let Ok(crate::wire::Status::Complete((h, n))) = ws_frame::parse_header(bytes) {
-        let end = (n as u64 + h.payload_len).min(bytes.len() as u64) as usize;
-        frame(s, key, "<-", &h, &bytes[n..end]);
-        bytes = &bytes[end..];
-    }
-}
 
-/// An SSE event or comment we send, with its lines joined by `\n`.
-pub fn sse(s: &Server, key: usize, bytes: &[u8]) {
-    if s.cfg.trace {
-        if let Some(c) = s.conns.get(key) {
+    /// A frame we send, described from its parts.
+    pub fn sent_frame(self, peer: Option<SocketAddr>, op: u8, payload: &[u8]) {
+        if self.on {
+            let h = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode: op,
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            self.frame(peer, "<-", &h, payload);
+        }
+    }
+
+    /// Frames we send that are already encoded (a broadcast, a replay): each
+    /// header decoded again, so the trace shows exactly what leaves.
+    pub fn encoded_frames(self, peer: Option<SocketAddr>, mut bytes: &[u8]) {
+        if !self.on {
+            return;
+        }
+        while let Ok(crate::wire::Status::Complete((h, n))) = ws_frame::parse_header(bytes) {
+            let end = (n as u64 + h.payload_len).min(bytes.len() as u64) as usize;
+            self.frame(peer, "<-", &h, &bytes[n..end]);
+            bytes = &bytes[end..];
+        }
+    }
+
+    /// An SSE event or comment we send, with its lines joined by `\n`.
+    pub fn sse(self, peer: Option<SocketAddr>, bytes: &[u8]) {
+        if let (true, Some(peer)) = (self.on, peer) {
             let text = String::from_utf8_lossy(bytes);
             line(
-                c.peer,
+                peer,
                 "<-",
                 &format!("sse {:?}", text.trim_end_matches('\n')),
             );

@@ -17,13 +17,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::http::{decimal_param, Ctx};
+use super::conn::{Kind, ParkedOn, SseSource, WsRole};
+use super::http::{self, decimal_param, Ctx, Flow};
+use super::{longpoll, redis, sse, webhooks, websocket, App, Io};
 use crate::hub::{HubError, Stored};
-use crate::net::conn::{Kind, Parked, ParkedOn, SseSource, Wait, WsRole};
-use crate::net::Server;
+use crate::net::ConnId;
 use crate::wire::http1::Head;
 use crate::wire::ws_frame::{self, opcode};
-use crate::wire::{json, query, sse};
+use crate::wire::{json, query};
 
 /// At most this many messages in one long-poll answer (API.md).
 const MAX_POLL_MESSAGES: usize = 100;
@@ -31,338 +32,215 @@ const MAX_POLL_MESSAGES: usize = 100;
 const DEFAULT_POLL_S: u64 = 30;
 const MAX_POLL_S: u64 = 120;
 
-impl Server {
-    /// `POST /channels/{ch}` with the message as body → `201 {"id":N}`.
-    pub(crate) fn publish_http(&mut self, key: usize, ctx: Ctx<'_>, name: &str, body: &[u8]) {
-        let Ok(text) = std::str::from_utf8(body) else {
-            return self.respond_error(key, ctx, 400, "a message must be UTF-8 text");
-        };
-        if text.is_empty() {
-            return self.respond_error(key, ctx, 400, "a message must not be empty");
+/// `POST /channels/{ch}` with the message as body → `201 {"id":N}`.
+pub fn publish_http(
+    app: &mut App,
+    io: &mut Io,
+    id: ConnId,
+    ctx: Ctx<'_>,
+    name: &str,
+    body: &[u8],
+) -> Flow {
+    let Ok(text) = std::str::from_utf8(body) else {
+        http::respond_error(app, io, id, ctx, 400, "a message must be UTF-8 text");
+        return Flow::Done;
+    };
+    if text.is_empty() {
+        http::respond_error(app, io, id, ctx, 400, "a message must not be empty");
+        return Flow::Done;
+    }
+    let ch = match app.hub.channel(name) {
+        Ok(ch) => ch,
+        Err(e) => {
+            hub_error(app, io, id, ctx, e);
+            return Flow::Done;
         }
-        let ch = match self.hub.channel(name) {
-            Ok(ch) => ch,
-            Err(e) => return self.hub_error(key, ctx, e),
-        };
-        if self.redis.is_none() {
-            let id = self.publish_local(ch, text);
-            return self.respond_json(key, ctx, 201, &format!("{{\"id\":{id}}}"));
-        }
-        // With Redis, the id comes from Redis: hold the request until the
-        // reply (`app::redis`).
-        let waiter = Some((key, self.conns[key].id));
-        match self.redis_publish(ch, text, waiter) {
-            Ok(()) => self.hold_publish(key, ctx),
-            Err(()) => self.respond_error(
-                key,
+    };
+    if app.redis.is_none() {
+        let mid = publish_local(app, io, ch, text);
+        http::respond_json(app, io, id, ctx, 201, &format!("{{\"id\":{mid}}}"));
+        return Flow::Done;
+    }
+    // With Redis, the id comes from Redis: hold the request until the
+    // reply (`redis.rs`).
+    match redis::publish(app, io, ch, text, Some(id)) {
+        Ok(()) => longpoll::park(
+            app,
+            io,
+            id,
+            ctx,
+            ParkedOn::Publish,
+            redis::REPLY_TIMEOUT + Duration::from_secs(1),
+        ),
+        Err(()) => {
+            http::respond_error(
+                app,
+                io,
+                id,
                 ctx,
                 503,
                 "the backplane (Redis) is unreachable; the message was not published",
-            ),
-        }
-    }
-
-    /// The channel `name`, ready to be read from `cursor` on (created on
-    /// first use; synced first with several nodes). `None` when the request
-    /// was answered (an error) or is held for the sync.
-    fn ready_channel(
-        &mut self,
-        key: usize,
-        ctx: Ctx<'_>,
-        name: &str,
-        cursor: Option<u64>,
-    ) -> Option<usize> {
-        let ch = match self.hub.channel(name) {
-            Ok(ch) => ch,
-            Err(e) => {
-                self.hub_error(key, ctx, e);
-                return None;
-            }
-        };
-        self.channel_ready(key, ctx, ch, cursor).then_some(ch)
-    }
-
-    fn hub_error(&mut self, key: usize, ctx: Ctx<'_>, e: HubError) {
-        match e {
-            HubError::BadName => self.respond_error(key, ctx, 400, "invalid channel name"),
-            HubError::Full => self.respond_error(key, ctx, 503, "too many channels exist"),
-        }
-    }
-
-    /// Publishes to a channel by name (the embedding API's path). With
-    /// Redis the message is sent there and delivered when it comes back.
-    pub(crate) fn publish_str(&mut self, name: &str, data: &str) -> Result<(), String> {
-        let ch = self.hub.channel(name).map_err(|e| e.to_string())?;
-        self.publish(ch, data)
-    }
-
-    /// Publishes from a source that needs no id back (a WebSocket client,
-    /// the embedding handle).
-    pub(crate) fn publish(&mut self, ch: usize, data: &str) -> Result<(), String> {
-        if self.redis.is_none() {
-            self.publish_local(ch, data);
-            return Ok(());
-        }
-        self.redis_publish(ch, data, None)
-            .map_err(|()| "the backplane (Redis) is unreachable".to_string())
-    }
-
-    /// In process: the next id, history, delivery, all at once.
-    fn publish_local(&mut self, ch: usize, data: &str) -> u64 {
-        let m = self.hub.append(ch, Arc::from(data));
-        let id = m.id;
-        self.deliver(ch, m);
-        id
-    }
-
-    /// Delivers a message that has its id to every local subscriber. Each
-    /// transport's encoding is made once, only if someone needs it.
-    pub(crate) fn deliver(&mut self, ch: usize, m: Stored) {
-        let data: &str = &m.data.clone();
-        let subs = std::mem::take(&mut self.hub.get_mut(ch).subscribers);
-        let mut keep = Vec::with_capacity(subs.len());
-        let mut polls = Vec::new();
-        // Each transport's encoding, made on first need and then shared.
-        let mut ws: Option<Arc<[u8]>> = None;
-        let mut ev: Option<Arc<[u8]>> = None;
-        for (key, id) in subs {
-            let Some(c) = self.conns.get(key).filter(|c| c.id == id) else {
-                continue;
-            };
-            match c.kind {
-                Kind::Ws(_) => {
-                    let frame = ws
-                        .get_or_insert_with(|| ws_message_frame(&m).into())
-                        .clone();
-                    crate::trace::encoded_frames(self, key, &frame);
-                    self.send_shared(key, &frame);
-                    keep.push((key, id));
-                }
-                Kind::Sse(_) => {
-                    let event = ev
-                        .get_or_insert_with(|| sse_message_event(&m).into())
-                        .clone();
-                    crate::trace::sse(self, key, &event);
-                    self.send_shared(key, &event);
-                    keep.push((key, id));
-                }
-                Kind::LongPoll(_) => polls.push(key),
-                Kind::Http(_) | Kind::Client(_) | Kind::Redis(_) => {}
-            }
-        }
-        // Nothing above can subscribe anyone, so `keep` is the whole list.
-        self.hub.get_mut(ch).subscribers = keep;
-        for key in polls {
-            crate::trace::event(self, key, format_args!("long poll released by id {}", m.id));
-            self.release_channel_poll(key);
-        }
-        if !self.webhooks.hooks.is_empty() {
-            let name = self.hub.get(ch).name.clone();
-            self.webhooks_message(&name, m.id, data);
-        }
-    }
-
-    // ----- long polling ----------------------------------------------------
-
-    /// `GET /channels/{ch}/poll?after=N&timeout=S`.
-    pub(crate) fn channel_poll(
-        &mut self,
-        key: usize,
-        ctx: Ctx<'_>,
-        head: &Head<'_, '_>,
-        name: &str,
-    ) {
-        let after = match decimal_param(head.query, "after") {
-            Ok(a) => a,
-            Err(()) => {
-                return self.respond_error(
-                    key,
-                    ctx,
-                    400,
-                    "after must be a non-negative whole number",
-                )
-            }
-        };
-        let timeout = match decimal_param(head.query, "timeout") {
-            Ok(None) => DEFAULT_POLL_S,
-            Ok(Some(s)) if s <= MAX_POLL_S => s,
-            _ => {
-                return self.respond_error(
-                    key,
-                    ctx,
-                    400,
-                    "timeout must be a whole number of seconds from 0 to 120",
-                )
-            }
-        };
-        let Some(ch) = self.ready_channel(key, ctx, name, after) else {
-            return;
-        };
-        // Without `after`: only what is published from now on.
-        let cursor = after.unwrap_or(self.hub.get(ch).last_id);
-        let c = self.hub.get(ch);
-        let r = c.resume(cursor);
-        if r.truncated || r.start < c.history.len() || timeout == 0 {
-            let body = poll_answer(self, ch, cursor);
-            return self.respond_json(key, ctx, 200, &body);
-        }
-        let conn_id = self.conns[key].id;
-        self.hub.subscribe(ch, key, conn_id);
-        self.conns[key].kind = Kind::LongPoll(Parked {
-            reply: ctx.to_reply(),
-            on: ParkedOn::Channel {
-                channel: ch,
-                after: cursor,
-            },
-        });
-        self.set_wait(key, Wait::LongPoll, Some(Duration::from_secs(timeout)));
-        crate::trace::event(
-            self,
-            key,
-            format_args!("long poll parked on channel {name} after {cursor} for up to {timeout} s"),
-        );
-    }
-
-    /// Answers a parked channel poll with what follows its cursor.
-    fn release_channel_poll(&mut self, key: usize) {
-        let Some(c) = self.conns.get(key) else { return };
-        let Kind::LongPoll(Parked {
-            on: ParkedOn::Channel { channel, after },
-            ..
-        }) = c.kind
-        else {
-            return;
-        };
-        let (id, body) = (c.id, poll_answer(self, channel, after));
-        self.hub.unsubscribe(channel, key, id);
-        self.stats.delivered += 1;
-        self.unpark(key, |s, key, ctx| s.respond_json(key, ctx, 200, &body));
-    }
-
-    pub(crate) fn channel_poll_expired(&mut self, key: usize) {
-        crate::trace::event(self, key, "long poll expired");
-        self.release_channel_poll(key);
-    }
-
-    // ----- Server-Sent Events -----------------------------------------------
-
-    /// `GET /channels/{ch}/events`: an event stream, replaying from
-    /// `Last-Event-ID` (or `?lastEventId=` on a first connect) first.
-    pub(crate) fn channel_events(
-        &mut self,
-        key: usize,
-        ctx: Ctx<'_>,
-        head: &Head<'_, '_>,
-        name: &str,
-    ) {
-        // The header wins when both are present: it is what a browser's
-        // EventSource sends on its own reconnects (WHATWG HTML 9.2.3).
-        let last = match head.header("last-event-id") {
-            Some(v) => match query::parse_decimal(v) {
-                Some(n) => Some(n),
-                None if v.is_empty() => None,
-                None => {
-                    return self.respond_error(key, ctx, 400, "Last-Event-ID must be a message id")
-                }
-            },
-            None => match decimal_param(head.query, "lastEventId") {
-                Ok(n) => n,
-                Err(()) => {
-                    return self.respond_error(key, ctx, 400, "lastEventId must be a message id")
-                }
-            },
-        };
-        let Some(ch) = self.ready_channel(key, ctx, name, last) else {
-            return;
-        };
-        if !self.start_event_stream(key, ctx, SseSource::Channel(ch)) {
-            return;
-        }
-        if let Some(after) = last {
-            let mut out = Vec::new();
-            let c = self.hub.get(ch);
-            let r = c.resume(after);
-            if r.truncated {
-                let data = format!("{{\"after\":{after},\"oldest\":{}}}", r.oldest);
-                sse::write_event(&mut out, Some("truncated"), None, &data);
-            }
-            for m in c.history.range(r.start..) {
-                write_sse_message(&mut out, m);
-            }
-            crate::trace::sse(self, key, &out);
-            if let Some(c) = self.conns.get_mut(key) {
-                c.out.push_bytes(&out);
-            }
-        }
-        let conn_id = self.conns[key].id;
-        self.hub.subscribe(ch, key, conn_id);
-        crate::trace::event(self, key, format_args!("event stream subscribed to {name}"));
-    }
-
-    // ----- WebSocket --------------------------------------------------------
-
-    /// `GET /channels/{ch}/ws[?after=N]`: upgrade, replay, subscribe.
-    pub(crate) fn channel_ws(&mut self, key: usize, ctx: Ctx<'_>, head: &Head<'_, '_>, name: &str) {
-        // API.md: a bad `after` is refused before any upgrade.
-        let after = match decimal_param(head.query, "after") {
-            Ok(a) => a,
-            Err(()) => {
-                return self.respond_error(
-                    key,
-                    ctx,
-                    400,
-                    "after must be a non-negative whole number",
-                )
-            }
-        };
-        let Some(ch) = self.ready_channel(key, ctx, name, after) else {
-            return;
-        };
-        if !self.upgrade(key, ctx, head, WsRole::Channel(ch)) {
-            return;
-        }
-        if let Some(after) = after {
-            let c = self.hub.get(ch);
-            let r = c.resume(after);
-            let mut frames = Vec::new();
-            if r.truncated {
-                let text = format!(
-                    "{{\"truncated\":true,\"after\":{after},\"oldest\":{}}}",
-                    r.oldest
-                );
-                ws_frame::write_frame(&mut frames, opcode::TEXT, text.as_bytes());
-            }
-            for m in c.history.range(r.start..) {
-                frames.extend_from_slice(&ws_message_frame(m));
-            }
-            crate::trace::encoded_frames(self, key, &frames);
-            if let Some(c) = self.conns.get_mut(key) {
-                c.out.push_bytes(&frames);
-            }
-        }
-        let conn_id = self.conns[key].id;
-        self.hub.subscribe(ch, key, conn_id);
-    }
-
-    /// A text message from a channel's WebSocket is published to it (the
-    /// sender receives it too). An empty message is not published.
-    pub(crate) fn ws_publish(&mut self, key: usize, ch: usize, text: &str) {
-        if text.is_empty() {
-            return;
-        }
-        if let Err(e) = self.publish(ch, text) {
-            // No request to answer 503 to: the client is told in a frame.
-            crate::trace::event(self, key, format_args!("publish refused: {e}"));
-            let body = super::http::error_body(&e);
-            self.ws_send(key, crate::wire::ws_frame::opcode::TEXT, body.as_bytes());
+            );
+            Flow::Done
         }
     }
 }
 
+/// The channel `name`, ready to be read from `cursor` on (created on first
+/// use; synced first with several nodes). `Err` says what became of the
+/// request: answered (an error) or to be retried after the sync.
+fn ready_channel(
+    app: &mut App,
+    io: &mut Io,
+    id: ConnId,
+    ctx: Ctx<'_>,
+    name: &str,
+    cursor: Option<u64>,
+) -> Result<usize, Flow> {
+    let ch = match app.hub.channel(name) {
+        Ok(ch) => ch,
+        Err(e) => {
+            hub_error(app, io, id, ctx, e);
+            return Err(Flow::Done);
+        }
+    };
+    match redis::channel_ready(app, io, id, ctx, ch, cursor) {
+        redis::Readiness::Ready => Ok(ch),
+        redis::Readiness::Answered => Err(Flow::Done),
+        redis::Readiness::Held => Err(Flow::Retry),
+    }
+}
+
+fn hub_error(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, e: HubError) {
+    match e {
+        HubError::BadName => http::respond_error(app, io, id, ctx, 400, "invalid channel name"),
+        HubError::Full => http::respond_error(app, io, id, ctx, 503, "too many channels exist"),
+    }
+}
+
+/// Publishes to a channel by name (the embedding API's path). With Redis
+/// the message is sent there and delivered when it comes back.
+pub fn publish_str(app: &mut App, io: &mut Io, name: &str, data: &str) -> Result<(), String> {
+    let ch = app.hub.channel(name).map_err(|e| e.to_string())?;
+    publish(app, io, ch, data)
+}
+
+/// Publishes from a source that needs no id back (a WebSocket client, the
+/// embedding handle).
+pub fn publish(app: &mut App, io: &mut Io, ch: usize, data: &str) -> Result<(), String> {
+    if app.redis.is_none() {
+        publish_local(app, io, ch, data);
+        return Ok(());
+    }
+    redis::publish(app, io, ch, data, None)
+        .map_err(|()| "the backplane (Redis) is unreachable".to_string())
+}
+
+/// In process: the next id, history, delivery, all at once.
+fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str) -> u64 {
+    let m = app.hub.append(ch, Arc::from(data));
+    let id = m.id;
+    deliver(app, io, ch, m);
+    id
+}
+
+/// Delivers a message that has its id to every local subscriber. Each
+/// transport's encoding is made once, only if someone needs it, and the
+/// same bytes are queued on every connection of that transport.
+pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
+    let subs = std::mem::take(&mut app.hub.get_mut(ch).subscribers);
+    let mut keep = Vec::with_capacity(subs.len());
+    let mut polls = Vec::new();
+    let mut ws: Option<Arc<[u8]>> = None;
+    let mut ev: Option<Arc<[u8]>> = None;
+    let trace = app.trace;
+    for id in subs {
+        // A subscriber that went away is dropped from the list here.
+        match io.state(id).map(|s| &s.kind) {
+            Some(Kind::Ws(_)) => {
+                let frame = ws
+                    .get_or_insert_with(|| ws_message_frame(&m).into())
+                    .clone();
+                trace.encoded_frames(io.peer(id), &frame);
+                if io.send_shared(id, &frame) {
+                    app.stats.delivered += 1;
+                }
+                keep.push(id);
+            }
+            Some(Kind::Sse(_)) => {
+                let event = ev
+                    .get_or_insert_with(|| sse_message_event(&m).into())
+                    .clone();
+                trace.sse(io.peer(id), &event);
+                if io.send_shared(id, &event) {
+                    app.stats.delivered += 1;
+                }
+                keep.push(id);
+            }
+            Some(Kind::LongPoll(_)) => polls.push(id),
+            _ => {}
+        }
+    }
+    // Nothing above can subscribe anyone, so `keep` is the whole list.
+    app.hub.get_mut(ch).subscribers = keep;
+    for id in polls {
+        longpoll::release_channel(app, io, id, m.id);
+    }
+    if !app.webhooks.hooks.is_empty() {
+        let name = app.hub.get(ch).name.clone();
+        webhooks::message(app, io, &name, m.id, &m.data);
+    }
+}
+
+// ----- long polling ------------------------------------------------------------
+
+/// `GET /channels/{ch}/poll?after=N&timeout=S`.
+pub fn poll(
+    app: &mut App,
+    io: &mut Io,
+    id: ConnId,
+    ctx: Ctx<'_>,
+    head: &Head<'_, '_>,
+    name: &str,
+) -> Flow {
+    let Ok(after) = decimal_param(head.query, "after") else {
+        let sentence = "after must be a non-negative whole number";
+        http::respond_error(app, io, id, ctx, 400, sentence);
+        return Flow::Done;
+    };
+    let timeout = match decimal_param(head.query, "timeout") {
+        Ok(None) => DEFAULT_POLL_S,
+        Ok(Some(s)) if s <= MAX_POLL_S => s,
+        _ => {
+            let sentence = "timeout must be a whole number of seconds from 0 to 120";
+            http::respond_error(app, io, id, ctx, 400, sentence);
+            return Flow::Done;
+        }
+    };
+    let ch = match ready_channel(app, io, id, ctx, name, after) {
+        Ok(ch) => ch,
+        Err(flow) => return flow,
+    };
+    // Without `after`: only what is published from now on.
+    let cursor = after.unwrap_or(app.hub.get(ch).last_id);
+    let c = app.hub.get(ch);
+    let r = c.resume(cursor);
+    if r.truncated || r.start < c.history.len() || timeout == 0 {
+        let body = poll_answer(app, ch, cursor);
+        http::respond_json(app, io, id, ctx, 200, &body);
+        return Flow::Done;
+    }
+    let on = ParkedOn::Channel {
+        channel: ch,
+        after: cursor,
+    };
+    longpoll::park(app, io, id, ctx, on, Duration::from_secs(timeout))
+}
+
 /// `{"messages":[...],"last":N}` for a poll after `after`, plus
 /// `"truncated":true` when history does not reach back to it.
-fn poll_answer(s: &Server, ch: usize, after: u64) -> String {
-    let c = s.hub.get(ch);
+pub fn poll_answer(app: &App, ch: usize, after: u64) -> String {
+    let c = app.hub.get(ch);
     let r = c.resume(after);
     let mut out = String::from("{\"messages\":[");
     let mut last = if r.truncated {
@@ -396,6 +274,126 @@ fn poll_answer(s: &Server, ch: usize, after: u64) -> String {
     out
 }
 
+// ----- Server-Sent Events ------------------------------------------------------
+
+/// `GET /channels/{ch}/events`: an event stream, replaying from
+/// `Last-Event-ID` (or `?lastEventId=` on a first connect) first.
+pub fn events(
+    app: &mut App,
+    io: &mut Io,
+    id: ConnId,
+    ctx: Ctx<'_>,
+    head: &Head<'_, '_>,
+    name: &str,
+) -> Flow {
+    // The header wins when both are present: it is what a browser's
+    // EventSource sends on its own reconnects (WHATWG HTML 9.2.3).
+    let last = match head.header("last-event-id") {
+        Some(v) => match query::parse_decimal(v) {
+            Some(n) => Some(n),
+            None if v.is_empty() => None,
+            None => {
+                http::respond_error(app, io, id, ctx, 400, "Last-Event-ID must be a message id");
+                return Flow::Done;
+            }
+        },
+        None => match decimal_param(head.query, "lastEventId") {
+            Ok(n) => n,
+            Err(()) => {
+                http::respond_error(app, io, id, ctx, 400, "lastEventId must be a message id");
+                return Flow::Done;
+            }
+        },
+    };
+    let ch = match ready_channel(app, io, id, ctx, name, last) {
+        Ok(ch) => ch,
+        Err(flow) => return flow,
+    };
+    if !sse::start(app, io, id, ctx, SseSource::Channel(ch)) {
+        return Flow::Done;
+    }
+    if let Some(after) = last {
+        let mut out = Vec::new();
+        let c = app.hub.get(ch);
+        let r = c.resume(after);
+        if r.truncated {
+            let data = format!("{{\"after\":{after},\"oldest\":{}}}", r.oldest);
+            crate::wire::sse::write_event(&mut out, Some("truncated"), None, &data);
+        }
+        for m in c.history.range(r.start..) {
+            write_sse_message(&mut out, m);
+        }
+        app.trace.sse(io.peer(id), &out);
+        io.send(id, &out);
+    }
+    app.hub.subscribe(ch, id);
+    app.trace.event(
+        io.peer(id),
+        format_args!("event stream subscribed to {name}"),
+    );
+    Flow::Done
+}
+
+// ----- WebSocket ---------------------------------------------------------------
+
+/// `GET /channels/{ch}/ws[?after=N]`: upgrade, replay, subscribe.
+pub fn ws(
+    app: &mut App,
+    io: &mut Io,
+    id: ConnId,
+    ctx: Ctx<'_>,
+    head: &Head<'_, '_>,
+    name: &str,
+) -> Flow {
+    // API.md: a bad `after` is refused before any upgrade.
+    let Ok(after) = decimal_param(head.query, "after") else {
+        let sentence = "after must be a non-negative whole number";
+        http::respond_error(app, io, id, ctx, 400, sentence);
+        return Flow::Done;
+    };
+    let ch = match ready_channel(app, io, id, ctx, name, after) {
+        Ok(ch) => ch,
+        Err(flow) => return flow,
+    };
+    if !websocket::upgrade(app, io, id, ctx, head, WsRole::Channel(ch)) {
+        return Flow::Done;
+    }
+    if let Some(after) = after {
+        let c = app.hub.get(ch);
+        let r = c.resume(after);
+        let mut frames = Vec::new();
+        if r.truncated {
+            let text = format!(
+                "{{\"truncated\":true,\"after\":{after},\"oldest\":{}}}",
+                r.oldest
+            );
+            ws_frame::write_frame(&mut frames, opcode::TEXT, text.as_bytes());
+        }
+        for m in c.history.range(r.start..) {
+            frames.extend_from_slice(&ws_message_frame(m));
+        }
+        app.trace.encoded_frames(io.peer(id), &frames);
+        io.send(id, &frames);
+    }
+    app.hub.subscribe(ch, id);
+    Flow::Done
+}
+
+/// A text message from a channel's WebSocket is published to it (the sender
+/// receives it too). An empty message is not published.
+pub fn ws_publish(app: &mut App, io: &mut Io, id: ConnId, ch: usize, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    if let Err(e) = publish(app, io, ch, text) {
+        // No request to answer 503 to: the client is told in a frame.
+        app.trace
+            .event(io.peer(id), format_args!("publish refused: {e}"));
+        let body = http::error_body(&e);
+        websocket::send(app, io, id, opcode::TEXT, body.as_bytes());
+    }
+}
+
 /// The text frame `{"id":8,"data":"hi"}` for a message.
 fn ws_message_frame(m: &Stored) -> Vec<u8> {
     let mut payload = Vec::with_capacity(m.data.len() + 24);
@@ -410,7 +408,7 @@ fn ws_message_frame(m: &Stored) -> Vec<u8> {
 }
 
 fn write_sse_message(out: &mut Vec<u8>, m: &Stored) {
-    sse::write_event(out, None, Some(m.id), &m.data);
+    crate::wire::sse::write_event(out, None, Some(m.id), &m.data);
 }
 
 fn sse_message_event(m: &Stored) -> Vec<u8> {

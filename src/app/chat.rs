@@ -7,41 +7,38 @@
 
 use std::sync::Arc;
 
-use crate::net::Server;
+use super::{websocket, App, Io};
+use crate::net::ConnId;
 use crate::wire::ws_frame::{self, opcode};
 
-impl Server {
-    pub(crate) fn chat_join(&mut self, key: usize) {
-        let Some(c) = self.conns.get(key) else { return };
-        let line = format!("User{} joined", c.peer.port());
-        self.chat.push((key, c.id));
-        self.chat_broadcast(&line);
-    }
+pub fn join(app: &mut App, io: &mut Io, id: ConnId) {
+    let Some(peer) = io.peer(id) else { return };
+    app.chat.push((id, peer.port()));
+    broadcast(app, io, &format!("User{} joined", peer.port()));
+}
 
-    pub(crate) fn chat_say(&mut self, key: usize, text: &str) {
-        let Some(c) = self.conns.get(key) else { return };
-        let line = format!("User{}: {text}", c.peer.port());
-        self.chat_broadcast(&line);
-    }
+pub fn say(app: &mut App, io: &mut Io, id: ConnId, text: &str) {
+    let Some(peer) = io.peer(id) else { return };
+    broadcast(app, io, &format!("User{}: {text}", peer.port()));
+}
 
-    /// Called when a member's connection ends, however it ends.
-    pub(crate) fn chat_leave(&mut self, key: usize, id: u64) {
-        let Some(i) = self.chat.iter().position(|&m| m == (key, id)) else {
-            return;
-        };
-        self.chat.remove(i);
-        let port = self.conns.get(key).map_or(0, |c| c.peer.port());
-        self.chat_broadcast(&format!("User{port} left"));
-    }
+/// Called when a member's connection ends, however it ends.
+pub fn leave(app: &mut App, io: &mut Io, id: ConnId) {
+    let Some(i) = app.chat.iter().position(|&(m, _)| m == id) else {
+        return;
+    };
+    let (_, port) = app.chat.remove(i);
+    broadcast(app, io, &format!("User{port} left"));
+}
 
-    fn chat_broadcast(&mut self, line: &str) {
-        let mut frame = Vec::with_capacity(line.len() + 10);
-        ws_frame::write_frame(&mut frame, opcode::TEXT, line.as_bytes());
-        let frame: Arc<[u8]> = frame.into();
-        for i in 0..self.chat.len() {
-            let (key, _) = self.chat[i];
-            crate::trace::sent_frame(self, key, opcode::TEXT, line.as_bytes());
-            self.send_shared(key, &frame);
-        }
+fn broadcast(app: &mut App, io: &mut Io, line: &str) {
+    let mut frame = Vec::with_capacity(line.len() + 10);
+    ws_frame::write_frame(&mut frame, opcode::TEXT, line.as_bytes());
+    let frame: Arc<[u8]> = frame.into();
+    for i in 0..app.chat.len() {
+        let (id, _) = app.chat[i];
+        app.trace
+            .sent_frame(io.peer(id), opcode::TEXT, line.as_bytes());
+        websocket::send_shared(app, io, id, &frame);
     }
 }

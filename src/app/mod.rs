@@ -1,45 +1,314 @@
-//! What the server does with the bytes: HTTP requests routed to jobs,
-//! channels, chat, echo and streams. Each file adds an `impl Server` block
-//! for one protocol or feature; `crate::net` owns the sockets and timers.
+//! The application: what the server does with the bytes the loop hands it.
+//!
+//! [`App`] owns everything that is not sockets and time: the channels, the
+//! jobs, the webhooks, the backplane, the counters. The loop (`crate::net`)
+//! calls it through the `net::App` trait, and this file is the one place
+//! that decides what each kind of connection does with each event; the
+//! work itself is done by the module named for the protocol:
+//!
+//! | module           | what it does                                              |
+//! |------------------|-----------------------------------------------------------|
+//! | `http`           | HTTP/1.1 requests in, routed, answered                    |
+//! | `routes`         | the path table                                            |
+//! | `jobs`           | `POST /submit`, `GET /checkstatus` (short polling)        |
+//! | `longpoll`       | park, release, expire: every held request                 |
+//! | `channels`       | publish, and one message fanned out to every transport    |
+//! | `sse`            | event streams: the head, heartbeats, the `/sse` clock     |
+//! | `websocket`      | the upgrade, frames in and out, pings, closes             |
+//! | `chat`           | the chat room on `/`                                      |
+//! | `webhooks`       | registration, the receiver, which events go where         |
+//! | `webhook_client` | the HTTP client that delivers them                        |
+//! | `redis`          | several nodes through Redis: publish, sync, mirror        |
+//! | `redis_conn`     | the two RESP connections to Redis                         |
+//! | `stats`          | `/stats`                                                  |
+//! | `shutdown`       | what each connection is owed on SIGTERM                   |
+//!
+//! Functions in these modules take the application and the loop's `Io`
+//! explicitly (`channels::publish(app, io, ...)`), so a call names the file
+//! that defines it.
 
 pub mod channels;
 pub mod chat;
+pub mod conn;
 pub mod http;
 pub mod jobs;
+pub mod longpoll;
 pub mod redis;
+pub mod redis_conn;
 pub mod routes;
 pub mod shutdown;
 pub mod sse;
 pub mod stats;
+pub mod webhook_client;
 pub mod webhooks;
 pub mod websocket;
 
-use http::Ctx;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::jobs::Jobs;
+use crate::net::{self, CloseReason, ConnId, Slot, Step};
+use crate::trace::Trace;
+use crate::webhooks::Webhooks;
+use conn::{Kind, Session, Wait};
 
-use crate::net::conn::WsRole;
-use crate::net::Server;
-use crate::wire::http1::Head;
-use crate::wire::ws_handshake;
+/// The loop's side, as this application sees it.
+pub type Io = net::Io<App>;
 
 /// The demo page, served from the binary (no CDN, no build step).
-const DEMO_PAGE: &str = include_str!("demo.html");
+pub(crate) const DEMO_PAGE: &str = include_str!("demo.html");
 
-impl Server {
-    /// `/`: the chat room for a WebSocket upgrade, the demo page otherwise.
-    pub(crate) fn index(&mut self, key: usize, ctx: Ctx<'_>, head: &Head<'_, '_>) {
-        if ws_handshake::wants_websocket(head) {
-            if self.upgrade(key, ctx, head, WsRole::Chat) {
-                self.chat_join(key);
-            }
-            return;
+/// The application's own timers (connection deadlines are the loop's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// A job reaches 100%: release its long polls, send its webhooks.
+    JobDone(u64),
+    /// A webhook delivery's backoff passed: try again.
+    WebhookRetry(u64),
+    /// Connect to Redis again.
+    RedisReconnect,
+}
+
+/// Work handed to the loop from other threads (`crate::Handle`).
+#[derive(Debug)]
+pub enum Command {
+    Publish { channel: String, data: String },
+    Stop,
+}
+
+/// Everything the server knows besides its sockets.
+pub struct App {
+    pub cfg: Config,
+    pub trace: Trace,
+    pub stats: stats::Stats,
+    pub jobs: Jobs,
+    pub hub: Hub,
+    pub webhooks: Webhooks,
+    /// The Redis backplane (`--redis`), if any.
+    pub redis: Option<redis::Redis>,
+    /// Chat members and their TCP source ports, in join order.
+    pub chat: Vec<(ConnId, u16)>,
+    /// `Date` and `Server` header lines, rebuilt once a second.
+    pub date: http::DateLines,
+    /// A graceful shutdown began: answers close their connections.
+    pub draining: bool,
+}
+
+impl App {
+    pub fn new(cfg: Config) -> Self {
+        App {
+            trace: Trace::new(cfg.trace),
+            stats: stats::Stats::default(),
+            jobs: Jobs::new(cfg.max_jobs),
+            hub: match cfg.redis {
+                Some(_) => Hub::mirrored(cfg.history, cfg.max_channels),
+                None => Hub::new(cfg.history, cfg.max_channels),
+            },
+            webhooks: Webhooks::new(),
+            redis: cfg.redis.map(redis::Redis::new),
+            chat: Vec::new(),
+            date: http::DateLines::default(),
+            draining: false,
+            cfg,
         }
-        self.respond_full(
-            key,
-            ctx,
-            200,
-            Some("text/html; charset=utf-8"),
-            &[],
-            DEMO_PAGE.as_bytes(),
-        );
     }
+
+    /// What the loop runs first: the backplane's connections.
+    pub fn start(&mut self, io: &mut Io) {
+        redis_conn::connect(self, io);
+    }
+}
+
+fn kind(io: &Io, id: ConnId) -> Option<&Kind> {
+    io.state(id).map(|s| &s.kind)
+}
+
+/// The one place that decides what each kind of connection does with each
+/// event.
+impl net::App for App {
+    type State = Session;
+    type Timer = Timer;
+    type Command = Command;
+
+    fn new_state(&mut self) -> Session {
+        Session::http()
+    }
+
+    fn accepted(&mut self, io: &mut Io, id: ConnId) {
+        http::accepted(self, io, id);
+    }
+
+    fn input(&mut self, io: &mut Io, id: ConnId, buf: &mut [u8]) -> Step {
+        match kind(io, id) {
+            Some(Kind::Http(_)) => http::request_step(self, io, id, buf),
+            Some(Kind::Ws(_)) => websocket::frame_step(self, io, id, buf),
+            // An event stream's client has nothing more to say; input is
+            // dropped rather than buffered without bound.
+            Some(Kind::Sse(_)) => Step::Consumed(buf.len()),
+            // A held request: later pipelined requests wait their turn.
+            Some(Kind::LongPoll(_)) => Step::Hold(0),
+            Some(Kind::Client(_)) => webhook_client::response_step(self, io, id, buf),
+            Some(Kind::Redis(_)) => redis_conn::reply_step(self, io, id, buf),
+            None => Step::NeedMore,
+        }
+    }
+
+    fn connected(&mut self, io: &mut Io, id: ConnId, outcome: std::io::Result<()>) {
+        match kind(io, id) {
+            Some(Kind::Client(_)) => webhook_client::connected(self, io, id, outcome),
+            Some(Kind::Redis(_)) => redis_conn::connected(self, io, id, outcome),
+            _ => {}
+        }
+    }
+
+    fn eof(&mut self, io: &mut Io, id: ConnId) {
+        match kind(io, id) {
+            Some(Kind::Client(_)) => webhook_client::eof(self, io, id),
+            Some(Kind::Redis(_)) => redis_conn::down(self, io, "Redis closed the connection"),
+            // Half-close after a request: answer what was asked, then close
+            // (RFC 9112 section 9.6 allows a client to half-close).
+            Some(Kind::Http(_)) if io.backlog(id) > 0 => io.finish(id, CloseReason::Normal),
+            _ => io.close_now(id, CloseReason::Normal),
+        }
+    }
+
+    fn deadline(&mut self, io: &mut Io, id: ConnId, slot: Slot) {
+        let Some(s) = io.state(id) else { return };
+        if slot == Slot::Tick {
+            return match s.kind {
+                Kind::Ws(_) => websocket::ping_tick(self, io, id),
+                Kind::Sse(_) => sse::tick(self, io, id),
+                Kind::Redis(_) => redis_conn::tick(self, io, id),
+                _ => {}
+            };
+        }
+        match s.wait {
+            Wait::FirstByte | Wait::KeepAlive => {
+                self.trace
+                    .event(io.peer(id), "idle timeout, closing silently");
+                io.close_now(id, CloseReason::Timeout);
+            }
+            Wait::RequestHead => http::respond_error_and_close(
+                self,
+                io,
+                id,
+                408,
+                "the request was not complete within the header timeout",
+                CloseReason::Timeout,
+            ),
+            Wait::LongPoll => longpoll::expired(self, io, id),
+            Wait::CloseHandshake => {
+                self.trace
+                    .event(io.peer(id), "peer never answered our close");
+                io.close_now(id, CloseReason::Timeout);
+            }
+            Wait::Client => webhook_client::timed_out(self, io, id),
+            Wait::Backplane => redis::backplane_deadline(self, io, id),
+            Wait::None => {}
+        }
+    }
+
+    fn overflow(&mut self, io: &mut Io, id: ConnId) {
+        websocket::cut_slow(self, io, id);
+    }
+
+    fn stopped(&mut self, io: &mut Io, id: ConnId) {
+        if let Some(s) = io.state(id) {
+            let groups = Membership::of(&s.kind);
+            leave(self, io, id, groups);
+        }
+    }
+
+    fn closed(&mut self, io: &mut Io, id: ConnId, state: Session, reason: CloseReason) {
+        match reason {
+            CloseReason::Timeout => self.stats.closed.timeout += 1,
+            CloseReason::Limit => self.stats.closed.limit += 1,
+            CloseReason::Protocol => self.stats.closed.protocol += 1,
+            CloseReason::Slow => self.stats.closed.slow += 1,
+            CloseReason::Normal | CloseReason::Error => {}
+        }
+        // A connection that was closing left its groups then (`stopped`);
+        // one closed while active leaves them now. Leaving twice is
+        // harmless.
+        leave(self, io, id, Membership::of(&state.kind));
+        match state.kind {
+            Kind::Client(cc) if !cc.done => webhook_client::closed(self, io, cc.delivery),
+            Kind::Redis(_) => redis_conn::closed(self, io, id),
+            _ => {}
+        }
+    }
+
+    fn timer(&mut self, io: &mut Io, t: Timer) {
+        match t {
+            Timer::JobDone(job) => jobs::job_done(self, io, job),
+            Timer::WebhookRetry(seq) => webhook_client::retry(self, io, seq),
+            Timer::RedisReconnect => redis_conn::connect(self, io),
+        }
+    }
+
+    fn command(&mut self, io: &mut Io, cmd: Command) {
+        match cmd {
+            Command::Publish { channel, data } => {
+                if let Err(e) = channels::publish_str(self, io, &channel, &data) {
+                    log::warn!("publish from a handle to {channel:?} refused: {e}");
+                }
+            }
+            Command::Stop => shutdown::begin(self, io),
+        }
+    }
+}
+
+/// The group a connection belongs to, if any: what it must leave when it
+/// ends.
+#[derive(Debug, Clone, Copy)]
+enum Membership {
+    Chat,
+    Channel(usize),
+    JobWaiter(u64),
+    None,
+}
+
+impl Membership {
+    fn of(kind: &Kind) -> Self {
+        use conn::{ParkedOn, SseSource, WsRole};
+        match kind {
+            Kind::Ws(ws) => match ws.role {
+                WsRole::Chat => Membership::Chat,
+                WsRole::Channel(ch) => Membership::Channel(ch),
+                WsRole::Echo => Membership::None,
+            },
+            Kind::Sse(s) => match s.source {
+                SseSource::Channel(ch) => Membership::Channel(ch),
+                SseSource::Clock { .. } => Membership::None,
+            },
+            Kind::LongPoll(p) => match p.on {
+                ParkedOn::Channel { channel, .. } => Membership::Channel(channel),
+                ParkedOn::Job(job) => Membership::JobWaiter(job),
+                ParkedOn::Publish => Membership::None,
+            },
+            Kind::Http(_) | Kind::Client(_) | Kind::Redis(_) => Membership::None,
+        }
+    }
+}
+
+/// Removes the connection from the group it belongs to.
+fn leave(app: &mut App, io: &mut Io, id: ConnId, groups: Membership) {
+    match groups {
+        Membership::Chat => chat::leave(app, io, id),
+        Membership::Channel(ch) => app.hub.unsubscribe(ch, id),
+        Membership::JobWaiter(job) => {
+            if let Some(j) = app.jobs.get_mut(job) {
+                j.waiters.retain(|&w| w != id);
+            }
+        }
+        Membership::None => {}
+    }
+}
+
+/// Sets what the connection's deadline means and when it is (`None`: no
+/// deadline).
+pub fn set_wait(io: &mut Io, id: ConnId, wait: Wait, after: Option<std::time::Duration>) {
+    if let Some(s) = io.state_mut(id) {
+        s.wait = wait;
+    }
+    io.set_deadline_in(id, Slot::Deadline, after);
 }

@@ -13,47 +13,43 @@
 //! Everything must be done within `--shutdown-timeout-ms`; what is left
 //! then is dropped.
 
-use crate::net::conn::{Kind, Phase};
-use crate::net::{CloseReason, Server};
+use super::conn::Kind;
+use super::{longpoll, websocket, App, Io};
+use crate::net::CloseReason;
 use crate::wire::ws_close;
 
-impl Server {
-    pub(crate) fn begin_shutdown(&mut self) {
-        if self.shutdown_deadline.is_some() {
-            return;
-        }
-        log::info!("shutting down: {} connections open", self.conns.len());
-        self.shutdown_deadline = Some(self.now + self.cfg.shutdown_timeout);
-        self.close_listener();
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            let Some(c) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if c.phase != Phase::Active {
-                continue;
-            }
-            match &mut c.kind {
-                Kind::Ws(_) => {
-                    self.ws_close(key, ws_close::GOING_AWAY, "server shutting down", true)
-                }
-                Kind::Sse(_) => self.finish(key),
-                Kind::LongPoll(p) => {
-                    p.reply.keep_alive = false;
-                    self.long_poll_expired(key);
-                }
-                Kind::Http(_) if c.inbuf.is_empty() && c.out.is_empty() => {
-                    self.close_now(key, CloseReason::Normal)
-                }
-                // A request in progress: answered with Connection: close
-                // (see `draining` in app::http).
-                Kind::Http(_) | Kind::Client(_) | Kind::Redis(_) => {}
-            }
-        }
+pub fn begin(app: &mut App, io: &mut Io) {
+    if app.draining {
+        return;
     }
-
-    /// Is the server shutting down? Answers then close their connection.
-    pub(crate) fn draining(&self) -> bool {
-        self.shutdown_deadline.is_some()
+    app.draining = true;
+    log::info!("shutting down: {} connections open", io.len());
+    io.begin_shutdown(io.now() + app.cfg.shutdown_timeout);
+    for id in io.ids() {
+        let Some(c) = io.get_mut(id) else { continue };
+        if !c.is_active() {
+            continue;
+        }
+        let idle = c.inbuf.is_empty() && c.out.is_empty();
+        match &mut c.state.kind {
+            Kind::Ws(_) => websocket::close(
+                app,
+                io,
+                id,
+                ws_close::GOING_AWAY,
+                "server shutting down",
+                true,
+            ),
+            Kind::Sse(_) => io.finish(id, CloseReason::Normal),
+            Kind::LongPoll(p) => {
+                p.reply.keep_alive = false;
+                longpoll::expired(app, io, id);
+            }
+            Kind::Http(_) if idle => io.close_now(id, CloseReason::Normal),
+            // A request in progress: answered with Connection: close (see
+            // `draining` in http.rs). The server's own Redis connections
+            // do not keep the loop waiting (they are background).
+            Kind::Http(_) | Kind::Client(_) | Kind::Redis(_) => {}
+        }
     }
 }

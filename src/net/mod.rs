@@ -1,14 +1,19 @@
-//! The event loop: one thread, one `mio::Poll`, every connection in one slab.
+//! The reactor: one thread, one `mio::Poll`, every connection in one slab.
+//! It moves bytes and time and knows nothing of HTTP, WebSocket or any
+//! endpoint: what arrives is handed to the application through the [`App`]
+//! trait, and the application answers through [`Io`].
 //!
 //! ```text
 //!            ┌────────────── Poll::poll(timeout = earliest deadline) ◄──────────┐
 //!            │                                                                 │
-//!   token 0: listener ── accept until WouldBlock ── new Conn in the slab       │
-//!   token 1: waker ───── drain the inbox (publish from other threads, stop)    │
-//!   token k+2: conn k ─┬ writable: flush its output queue                      │
-//!                      └ readable: read until WouldBlock, parse every complete │
-//!                        unit (request, frame), answer into the output queue   │
-//!   then: fire due timers; flush every connection that got output; ────────────┘
+//!   token 0: listener ── accept until WouldBlock ── Conn in the slab           │
+//!                        └► App::accepted                                      │
+//!   token 1: waker ───── drain the inbox ─► App::command                       │
+//!   token k+2: conn k ─┬ writable: connect outcome ─► App::connected; flush    │
+//!                      └ readable: read until WouldBlock ─► App::input, unit   │
+//!                        by unit (a request, a frame), until it needs more     │
+//!   then: due timers ─► App::deadline / App::timer; ended connections ─►       │
+//!         App::stopped / App::closed; flush every connection that got output ─┘
 //! ```
 //!
 //! Nothing here blocks: sockets are non-blocking, reads and writes stop at
@@ -16,35 +21,37 @@
 //! the loop only through the waker. Writable interest is registered only
 //! while a connection has output the kernel did not take yet.
 //!
-//! The protocol logic lives in `crate::app` as further `impl Server` blocks;
-//! this file only moves bytes and time.
+//! Connections are named by [`ConnId`] handles that cannot go stale (see
+//! `conn.rs`). The application is told about a connection's end (`stopped`
+//! when it stops being active but still drains its output, `closed` when it
+//! leaves the slab) after the call that ended it has returned, never from
+//! inside it, so no handler ever runs inside another.
 
 pub mod conn;
 pub mod out;
+pub mod resolve;
 pub mod timer;
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::app::stats::Stats;
-use crate::config::Config;
-use crate::hub::Hub;
-use crate::jobs::Jobs;
-use conn::{Conn, Kind, Phase, Wait};
-use timer::{Slot, TimerKey, Timers};
+pub use conn::{CloseReason, Conn, ConnId, Phase};
+pub use timer::Slot;
+use timer::{TimerKey, Timers};
 
 /// Token layout: the listener, the waker, then one token per slab entry
 /// (slab key + `FIRST_CONN`).
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
-pub(crate) const FIRST_CONN: usize = 2;
+const FIRST_CONN: usize = 2;
 
 /// Bytes read per `read` call. One buffer for the whole loop: a connection
 /// keeps only what it could not consume yet.
@@ -56,209 +63,603 @@ const READ_CHUNK: usize = 64 * 1024;
 /// forever; past this budget it waits for the next turn like everyone else.
 const READ_BUDGET: usize = 256 * 1024;
 
+/// Units (requests, frames, replies) taken from one connection's input per
+/// turn. Bytes alone do not bound the work: 256 KiB of 7-byte frames is
+/// 37,000 publishes, each fanned out. Past this many, the rest of its input
+/// waits for the next turn.
+const UNIT_BUDGET: usize = 256;
+
 /// A connection's leftover input up to this size is moved to the front of
 /// the loop's read buffer before the next read, rather than the read being
 /// appended to it (see `read_loop`).
 const MAX_LEAD: usize = 4 * 1024;
 
-/// Why a connection ended, for `/stats` "closed".
+/// What one parsing step did with a connection's buffered input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// Orderly: the peer closed, or we finished.
-    Normal,
-    /// Header, idle or ping timeout.
-    Timeout,
-    /// A framing or protocol error.
-    Protocol,
-    /// The output passed `--send-buffer-bytes`.
-    Slow,
-    /// A socket error.
-    Error,
+pub enum Step {
+    /// Wait for more bytes.
+    NeedMore,
+    /// This many bytes were used.
+    Consumed(usize),
+    /// This many bytes were used, and the connection must wait: hand it no
+    /// more input until `Io::resume` (a held request; a request waiting for
+    /// the backplane stays unconsumed: `Hold(0)`).
+    Hold(usize),
 }
 
-/// Work handed to the loop from other threads.
-#[derive(Debug)]
-pub enum Command {
-    Publish { channel: String, data: String },
-    Stop,
+/// The application: what the loop calls when something happens to a
+/// connection or a timer. Every method gets the loop's [`Io`] to answer with.
+pub trait App: Sized {
+    /// What a connection is to the application.
+    type State;
+    /// The application's own timers.
+    type Timer: Copy + Ord + std::fmt::Debug;
+    /// Work other threads send through a [`Handle`].
+    type Command: Send + 'static;
+
+    /// A connection was accepted (its state is `Default`-like, made by
+    /// `new_state`).
+    fn accepted(&mut self, io: &mut Io<Self>, id: ConnId);
+    /// The state of a newly accepted connection.
+    fn new_state(&mut self) -> Self::State;
+    /// Bytes arrived: take one unit from the front of `buf`.
+    fn input(&mut self, io: &mut Io<Self>, id: ConnId, buf: &mut [u8]) -> Step;
+    /// An outgoing connect finished (or failed).
+    fn connected(&mut self, io: &mut Io<Self>, id: ConnId, outcome: io::Result<()>);
+    /// The peer closed its sending side (an active connection).
+    fn eof(&mut self, io: &mut Io<Self>, id: ConnId);
+    /// One of the connection's deadlines passed.
+    fn deadline(&mut self, io: &mut Io<Self>, id: ConnId, slot: Slot);
+    /// The connection's output passed its limit: last words (a close frame)
+    /// may be queued; then it is cut.
+    fn overflow(&mut self, io: &mut Io<Self>, id: ConnId);
+    /// The connection stopped being active but is still in the slab (its
+    /// last output is leaving): it must leave every group it is in.
+    fn stopped(&mut self, io: &mut Io<Self>, id: ConnId);
+    /// The connection left the slab (whether or not `stopped` came first);
+    /// its state is handed back.
+    fn closed(&mut self, io: &mut Io<Self>, id: ConnId, state: Self::State, reason: CloseReason);
+    /// An application timer is due.
+    fn timer(&mut self, io: &mut Io<Self>, t: Self::Timer);
+    /// Another thread sent work.
+    fn command(&mut self, io: &mut Io<Self>, cmd: Self::Command);
 }
 
-/// A handle for other threads: publish to channels, stop the server. It
-/// wakes the loop; it never touches the loop's state directly.
-#[derive(Clone)]
-pub struct Handle {
-    waker: Arc<Waker>,
-    inbox: Arc<Mutex<VecDeque<Command>>>,
+/// What the loop itself needs to know (the rest of the configuration is the
+/// application's).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub addr: SocketAddr,
+    pub listen_backlog: u32,
+    /// Unsent output past which a connection stops being read (and, for
+    /// `Io::send_shared`, is cut as slow).
+    pub send_buffer_bytes: usize,
+    /// Input a held connection may buffer before it stops being read.
+    pub max_held_input: usize,
+    /// How long a closing connection drains unread input.
+    pub linger: Duration,
+    /// Commands other threads may queue before `Handle::send` refuses.
+    pub inbox_capacity: usize,
+    /// `--trace`: narrate connects, closes and shutdowns.
+    pub trace: bool,
 }
 
-impl Handle {
-    fn send(&self, cmd: Command) {
-        if let Ok(mut q) = self.inbox.lock() {
-            q.push_back(cmd);
-        }
-        // A failed wake means the loop is gone; nothing left to tell.
-        let _ = self.waker.wake();
-    }
-
-    /// Publishes `data` to `channel` as if it had been POSTed.
-    pub fn publish(&self, channel: &str, data: &str) {
-        self.send(Command::Publish {
-            channel: channel.to_string(),
-            data: data.to_string(),
-        });
-    }
-
-    /// Asks the loop to shut down gracefully: stop accepting, close
-    /// WebSockets with 1001, end streams and held polls, finish answers in
-    /// flight. `Server::run` returns when all connections are gone or after
-    /// `--shutdown-timeout-ms`.
-    pub fn stop(&self) {
-        self.send(Command::Stop);
-    }
+/// The loop's own counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NetStats {
+    pub accepted: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
-/// The server: the loop and everything it owns.
-pub struct Server {
-    pub(crate) poll: Poll,
-    /// `None` once a shutdown began: dropping it closes the socket, so
-    /// the kernel refuses new connections instead of queueing them.
-    listener: Option<TcpListener>,
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) conns: Slab<Conn>,
-    pub(crate) timers: Timers,
-    pub(crate) cfg: Config,
-    /// The loop's idea of now, read once per wake-up.
-    pub(crate) now: Instant,
-    pub(crate) stats: Stats,
-    pub(crate) jobs: Jobs,
-    pub(crate) hub: Hub,
-    pub(crate) webhooks: crate::webhooks::Webhooks,
-    /// The Redis backplane (`--redis`), if any.
-    pub(crate) redis: Option<crate::app::redis::Redis>,
-    /// Set by a handler that must wait (a channel being synced with the
-    /// backplane): the request stays unconsumed and runs again later.
-    pub(crate) defer_request: bool,
-    /// Chat members (slab key, connection id), in join order.
-    pub(crate) chat: Vec<(usize, u64)>,
-    /// Connections that got output during this wake-up.
-    dirty: Vec<usize>,
-    /// Connections to process and read again at the end of this wake-up.
-    resume: Vec<usize>,
-    /// Connections that used up their read budget: read again next turn.
-    read_again: Vec<usize>,
-    next_id: u64,
-    scratch: Vec<u8>,
-    waker: Arc<Waker>,
-    inbox: Arc<Mutex<VecDeque<Command>>>,
-    /// Set once a graceful shutdown began: the loop ends by then.
-    pub(crate) shutdown_deadline: Option<Instant>,
-    /// Connections in the slab whose phase is not `Active`.
-    closing: usize,
-    /// `Date` header value, rebuilt once per second.
-    pub(crate) date: (u64, String),
+/// Why `Handle::send` refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The loop has ended.
+    Gone,
+    /// The loop is too far behind: its inbox is full.
+    Full,
 }
 
-impl Server {
-    /// Binds the listener. `cfg.addr` with port 0 picks a free port;
-    /// `local_addr` tells which.
-    pub fn bind(cfg: Config) -> io::Result<Server> {
-        let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(cfg.addr)?;
-        if let Err(e) = raise_backlog(&listener, cfg.listen_backlog) {
-            log::warn!(
-                "could not set the listen backlog to {}: {e}",
-                cfg.listen_backlog
-            );
-        }
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let local_addr = listener.local_addr()?;
-        Ok(Server {
-            poll,
-            listener: Some(listener),
-            local_addr,
-            conns: Slab::new(),
-            timers: Timers::new(),
-            jobs: Jobs::new(cfg.max_jobs),
-            hub: match cfg.redis {
-                Some(_) => Hub::mirrored(cfg.history, cfg.max_channels),
-                None => Hub::new(cfg.history, cfg.max_channels),
-            },
-            redis: cfg.redis.map(crate::app::redis::Redis::new),
-            defer_request: false,
-            webhooks: crate::webhooks::Webhooks::new(),
-            cfg,
-            now: Instant::now(),
-            stats: Stats::default(),
-            chat: Vec::new(),
-            dirty: Vec::new(),
-            resume: Vec::new(),
-            read_again: Vec::new(),
-            next_id: 1,
-            scratch: vec![0; READ_CHUNK],
-            waker,
-            inbox: Arc::new(Mutex::new(VecDeque::new())),
-            shutdown_deadline: None,
-            closing: 0,
-            date: (0, String::new()),
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SendError::Gone => "the server's event loop has ended",
+            SendError::Full => "the server's event loop is too far behind (its inbox is full)",
         })
     }
+}
 
-    /// Stops accepting: the listener leaves the poll and is closed.
-    pub(crate) fn close_listener(&mut self) {
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+impl std::error::Error for SendError {}
+
+struct Inbox<C> {
+    queue: Mutex<VecDeque<C>>,
+    capacity: usize,
+    gone: AtomicBool,
+}
+
+/// A handle for other threads: it queues a command and wakes the loop; it
+/// never touches the loop's state directly. The queue is bounded: a send
+/// never blocks and never grows memory without bound.
+pub struct Handle<C> {
+    waker: Arc<Waker>,
+    inbox: Arc<Inbox<C>>,
+}
+
+impl<C> Clone for Handle<C> {
+    fn clone(&self) -> Self {
+        Handle {
+            waker: self.waker.clone(),
+            inbox: self.inbox.clone(),
         }
+    }
+}
+
+impl<C> Handle<C> {
+    pub fn send(&self, cmd: C) -> Result<(), SendError> {
+        if self.inbox.gone.load(Ordering::Acquire) {
+            return Err(SendError::Gone);
+        }
+        {
+            let mut q = self.inbox.queue.lock().map_err(|_| SendError::Gone)?;
+            if q.len() >= self.inbox.capacity {
+                return Err(SendError::Full);
+            }
+            q.push_back(cmd);
+        }
+        self.waker.wake().map_err(|_| SendError::Gone)
+    }
+
+    /// The loop's waker, for helpers that hand results back to it (the
+    /// name resolver).
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+}
+
+/// The loop's side of everything: the slab, the timers, the output, the
+/// listener. The application works on connections only through this.
+pub struct Io<A: App> {
+    poll: Poll,
+    /// `None` once a shutdown began: dropping it closes the socket, so the
+    /// kernel refuses new connections instead of queueing them.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    conns: Slab<Conn<A::State>>,
+    timers: Timers<A::Timer>,
+    opts: Options,
+    /// The loop's idea of now, read once per wake-up.
+    now: Instant,
+    pub stats: NetStats,
+    next_serial: u64,
+    /// Connections that got output during this wake-up.
+    dirty: Vec<ConnId>,
+    /// Connections to process and read again at the end of this wake-up.
+    resume: Vec<ConnId>,
+    /// Connections that used up their read budget: read again next turn.
+    read_again: Vec<ConnId>,
+    /// Connections that stopped being active / left the slab, for the
+    /// application to hear about once the current call returns.
+    stopped: Vec<ConnId>,
+    closed: Vec<(ConnId, A::State, CloseReason, SocketAddr)>,
+    /// Connections in the slab that are closing or background: they do not
+    /// count against `--max-conns`.
+    not_counted: usize,
+    /// Background connections (see `Conn::background`).
+    background: usize,
+    /// Set once a graceful shutdown began: the loop ends by then.
+    shutdown_deadline: Option<Instant>,
+    waker: Arc<Waker>,
+}
+
+impl<A: App> Io<A> {
+    pub fn now(&self) -> Instant {
+        self.now
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// A handle other threads can publish with.
-    pub fn handle(&self) -> Handle {
+    /// The connection behind `id`, if it is still the same connection.
+    pub fn get(&self, id: ConnId) -> Option<&Conn<A::State>> {
+        self.conns.get(id.key).filter(|c| c.serial == id.serial)
+    }
+
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn<A::State>> {
+        self.conns.get_mut(id.key).filter(|c| c.serial == id.serial)
+    }
+
+    pub fn state(&self, id: ConnId) -> Option<&A::State> {
+        self.get(id).map(|c| &c.state)
+    }
+
+    pub fn state_mut(&mut self, id: ConnId) -> Option<&mut A::State> {
+        self.get_mut(id).map(|c| &mut c.state)
+    }
+
+    pub fn peer(&self, id: ConnId) -> Option<SocketAddr> {
+        self.get(id).map(|c| c.peer)
+    }
+
+    /// Is `id` still here and reading and answering?
+    pub fn is_active(&self, id: ConnId) -> bool {
+        self.get(id).is_some_and(|c| c.phase == Phase::Active)
+    }
+
+    /// Every connection's handle (for a shutdown or a census).
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .map(|(key, c)| ConnId {
+                key,
+                serial: c.serial,
+            })
+            .collect()
+    }
+
+    /// Every connection, for counting.
+    pub fn iter(&self) -> impl Iterator<Item = &Conn<A::State>> {
+        self.conns.iter().map(|(_, c)| c)
+    }
+
+    /// Connections in the slab.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Connections that count against `--max-conns`: not the ones only
+    /// finishing their close, nor the server's own (Redis).
+    pub fn active_len(&self) -> usize {
+        self.conns.len() - self.not_counted
+    }
+
+    pub fn timers_len(&self) -> usize {
+        self.timers.len()
+    }
+
+    // ----- output ------------------------------------------------------------
+
+    /// The connection's output queue, to append to; it is flushed at the end
+    /// of this wake-up. `None` when the connection is gone.
+    pub fn output(&mut self, id: ConnId) -> Option<&mut out::OutQueue> {
+        let c = self
+            .conns
+            .get_mut(id.key)
+            .filter(|c| c.serial == id.serial)?;
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(id);
+        }
+        Some(&mut c.out)
+    }
+
+    /// Appends bytes to the connection's output.
+    pub fn send(&mut self, id: ConnId, bytes: &[u8]) {
+        if let Some(out) = self.output(id) {
+            out.push_bytes(bytes);
+        }
+    }
+
+    /// Queues bytes shared with other connections (a broadcast, encoded
+    /// once). A connection that is not active gets nothing; one whose
+    /// backlog passes `--send-buffer-bytes` is cut as slow at the next
+    /// flush. Returns whether the bytes were queued.
+    pub fn send_shared(&mut self, id: ConnId, bytes: &Arc<[u8]>) -> bool {
+        let limit = self.opts.send_buffer_bytes;
+        let Some(c) = self.get_mut(id) else {
+            return false;
+        };
+        if c.phase != Phase::Active {
+            return false;
+        }
+        c.out.push_shared(bytes.clone());
+        if c.out.len() > limit {
+            c.slow = true;
+        }
+        self.mark_dirty(id);
+        true
+    }
+
+    /// Marks the connection as over its output limit: cut at the next flush
+    /// (after `App::overflow`).
+    pub fn mark_slow(&mut self, id: ConnId) {
+        if let Some(c) = self.get_mut(id) {
+            c.slow = true;
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Unsent output of the connection, in bytes.
+    pub fn backlog(&self, id: ConnId) -> usize {
+        self.get(id).map_or(0, |c| c.out.len())
+    }
+
+    /// Queues `id` for a flush at the end of this wake-up, so everything it
+    /// got meanwhile leaves in one `write`.
+    pub fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(c) = self.get_mut(id) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    // ----- life ----------------------------------------------------------------
+
+    /// Records why the connection will close, if nothing else was recorded
+    /// yet (the first reason wins).
+    pub fn set_close_reason(&mut self, id: ConnId, reason: CloseReason) {
+        if let Some(c) = self.get_mut(id) {
+            if c.reason == CloseReason::Normal {
+                c.reason = reason;
+            }
+        }
+    }
+
+    /// Stops processing input; once the queued output is written, shuts
+    /// down the write side and lingers (see `Phase::Lingering`).
+    pub fn finish(&mut self, id: ConnId, reason: CloseReason) {
+        self.set_close_reason(id, reason);
+        let Some(c) = self.get_mut(id) else { return };
+        if c.phase == Phase::Active {
+            c.phase = Phase::Closing;
+            if !c.background {
+                self.not_counted += 1;
+            }
+            self.stopped.push(id);
+            self.mark_dirty(id);
+        }
+    }
+
+    /// Closes at once: deregisters and drops the socket. The application
+    /// hears of it (`stopped`, `closed`) once the current call returns.
+    pub fn close_now(&mut self, id: ConnId, reason: CloseReason) {
+        self.set_close_reason(id, reason);
+        if self.get(id).is_none() {
+            return;
+        }
+        let mut c = self.conns.remove(id.key);
+        if c.phase != Phase::Active && !c.background {
+            self.not_counted -= 1;
+        }
+        if c.background {
+            self.not_counted -= 1;
+            self.background -= 1;
+        }
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        for buf in [std::mem::take(&mut c.inbuf)] {
+            if buf.capacity() > 0 {
+                out::pool::give(buf);
+            }
+        }
+        self.closed.push((id, c.state, c.reason, c.peer));
+    }
+
+    /// The application stopped holding this connection: its buffered input
+    /// is processed and its socket read again at the end of this wake-up.
+    pub fn resume(&mut self, id: ConnId) {
+        if let Some(c) = self.get_mut(id) {
+            c.held = false;
+            self.resume.push(id);
+        }
+    }
+
+    /// Starts a non-blocking connect to `addr` (we are the client: a
+    /// webhook delivery, Redis) with `state`. `App::connected` reports the
+    /// outcome; until then nothing is written. A `background` connection
+    /// does not count against `--max-conns` or keep a shutdown waiting.
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        state: A::State,
+        background: bool,
+    ) -> io::Result<ConnId> {
+        let mut stream = TcpStream::connect(addr)?;
+        let serial = self.next_serial();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        self.poll.registry().register(
+            &mut stream,
+            Token(key + FIRST_CONN),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let mut conn = Conn::new(serial, stream, addr, state);
+        conn.want_write = true;
+        conn.connecting = true;
+        conn.background = background;
+        entry.insert(conn);
+        if background {
+            self.background += 1;
+            self.not_counted += 1;
+        }
+        Ok(ConnId { key, serial })
+    }
+
+    fn next_serial(&mut self) -> u64 {
+        self.next_serial += 1;
+        self.next_serial
+    }
+
+    // ----- time ----------------------------------------------------------------
+
+    /// Moves one of the connection's deadlines (`None`: none). See
+    /// `timer.rs` for why pushing one back costs no heap work.
+    pub fn set_deadline(&mut self, id: ConnId, slot: Slot, at: Option<Instant>) {
+        let Some(c) = self.conns.get_mut(id.key).filter(|c| c.serial == id.serial) else {
+            return;
+        };
+        let s = slot as usize;
+        c.deadlines[s] = at;
+        if let Some(at) = at {
+            if c.armed[s].is_none_or(|armed| at < armed) {
+                c.armed[s] = Some(at);
+                self.timers.push(at, TimerKey::Conn { id, slot });
+            }
+        }
+    }
+
+    /// `set_deadline` relative to now.
+    pub fn set_deadline_in(&mut self, id: ConnId, slot: Slot, after: Option<Duration>) {
+        let at = after.map(|d| self.now + d);
+        self.set_deadline(id, slot, at);
+    }
+
+    /// Schedules an application timer.
+    pub fn push_timer(&mut self, at: Instant, t: A::Timer) {
+        self.timers.push(at, TimerKey::App(t));
+    }
+
+    // ----- shutdown ------------------------------------------------------------
+
+    /// Stops accepting and gives the loop until `deadline` to end: it ends
+    /// as soon as no connection but background ones is left.
+    pub fn begin_shutdown(&mut self, deadline: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(deadline);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some()
+    }
+
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    fn trace(&self, peer: SocketAddr, text: &str) {
+        if self.opts.trace {
+            crate::trace::line(peer, "..", text);
+        }
+    }
+}
+
+/// The loop and the application it drives.
+pub struct Reactor<A: App> {
+    pub io: Io<A>,
+    pub app: A,
+    /// The one read buffer, lent to whichever connection is being read.
+    scratch: Vec<u8>,
+    inbox: Arc<Inbox<A::Command>>,
+}
+
+impl<A: App> Reactor<A> {
+    /// Binds the listener. `opts.addr` with port 0 picks a free port;
+    /// `Io::local_addr` tells which.
+    pub fn bind(opts: Options, app: A) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(opts.addr)?;
+        if let Err(e) = raise_backlog(&listener, opts.listen_backlog) {
+            log::warn!(
+                "could not set the listen backlog to {}: {e}",
+                opts.listen_backlog
+            );
+        }
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let local_addr = listener.local_addr()?;
+        let inbox = Arc::new(Inbox {
+            queue: Mutex::new(VecDeque::new()),
+            capacity: opts.inbox_capacity,
+            gone: AtomicBool::new(false),
+        });
+        Ok(Reactor {
+            io: Io {
+                poll,
+                listener: Some(listener),
+                local_addr,
+                conns: Slab::new(),
+                timers: Timers::new(),
+                opts,
+                now: Instant::now(),
+                stats: NetStats::default(),
+                next_serial: 0,
+                dirty: Vec::new(),
+                resume: Vec::new(),
+                read_again: Vec::new(),
+                stopped: Vec::new(),
+                closed: Vec::new(),
+                not_counted: 0,
+                background: 0,
+                shutdown_deadline: None,
+                waker,
+            },
+            app,
+            scratch: vec![0; READ_CHUNK],
+            inbox,
+        })
+    }
+
+    /// A handle other threads can send commands with.
+    pub fn handle(&self) -> Handle<A::Command> {
         Handle {
-            waker: self.waker.clone(),
+            waker: self.io.waker.clone(),
             inbox: self.inbox.clone(),
         }
     }
 
-    /// Runs the loop until `Handle::stop`.
-    pub fn run(mut self) -> io::Result<()> {
-        self.redis_connect();
+    /// Runs the loop until a shutdown (`Io::begin_shutdown`) completes.
+    /// `start` runs first, inside the loop's panic guard (opening the
+    /// server's own connections).
+    pub fn run(mut self, start: impl FnOnce(&mut A, &mut Io<A>)) -> io::Result<()> {
+        let result = self.run_inner(start);
+        self.inbox.gone.store(true, Ordering::Release);
+        result
+    }
+
+    fn run_inner(&mut self, start: impl FnOnce(&mut A, &mut Io<A>)) -> io::Result<()> {
+        self.guarded(None, |r| start(&mut r.app, &mut r.io));
         let mut events = Events::with_capacity(1024);
         loop {
-            if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.is_empty() || self.now >= deadline {
-                    log::info!("shut down with {} connections left", self.conns.len());
+            self.io.now = Instant::now();
+            if let Some(deadline) = self.io.shutdown_deadline {
+                let foreground = self.io.conns.len() - self.io.background;
+                if foreground == 0 || self.io.now >= deadline {
+                    log::info!("shut down with {foreground} connections left");
                     return Ok(());
                 }
             }
-            self.now = Instant::now();
-            let mut timeout = self.timers.timeout(self.now);
-            if let Some(deadline) = self.shutdown_deadline {
-                let left = deadline.saturating_duration_since(self.now);
+            let mut timeout = self.io.timers.timeout(self.io.now);
+            if let Some(deadline) = self.io.shutdown_deadline {
+                let left = deadline.saturating_duration_since(self.io.now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
-            if !self.read_again.is_empty() {
+            if !self.io.read_again.is_empty() {
                 // Input is waiting: look for new events, but don't sleep.
                 timeout = Some(Duration::ZERO);
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.io.poll.poll(&mut events, timeout) {
                 // A signal interrupted the wait: not an error, wait again.
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
-            self.now = Instant::now();
+            self.io.now = Instant::now();
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
-                    WAKER => self.drain_inbox(),
+                    LISTENER => self.guarded(None, |r| r.accept()),
+                    WAKER => self.guarded(None, |r| r.drain_inbox()),
                     Token(t) => {
                         let key = t - FIRST_CONN;
+                        let Some(c) = self.io.conns.get(key) else {
+                            continue; // closed earlier in this batch
+                        };
+                        let id = ConnId {
+                            key,
+                            serial: c.serial,
+                        };
                         let (writable, readable, hup) = (
                             ev.is_writable(),
                             // Read on errors and hang-ups too: the read
@@ -267,16 +668,16 @@ impl Server {
                             ev.is_readable() || ev.is_read_closed() || ev.is_error(),
                             ev.is_read_closed() || ev.is_error(),
                         );
-                        self.guarded(key, |s| {
+                        self.guarded(Some(id), |r| {
                             if writable {
-                                match s.conns.get(key).map(|c| &c.kind) {
-                                    Some(Kind::Client(_)) => s.client_writable(key),
-                                    Some(Kind::Redis(_)) => s.redis_writable(key),
-                                    _ => s.flush(key),
-                                }
+                                r.on_writable(id);
                             }
                             if readable {
-                                s.on_readable_event(key, hup);
+                                // Without a hang-up in the event, a short
+                                // read ends the loop: fewer bytes than asked
+                                // for means the receive queue was empty, and
+                                // any byte arriving later raises a new edge.
+                                r.read_loop(id, !hup);
                             }
                         });
                     }
@@ -284,44 +685,91 @@ impl Server {
             }
             // Connections cut short by their read budget last turn, after
             // everyone who had news this turn.
-            for key in std::mem::take(&mut self.read_again) {
-                if let Some(c) = self.conns.get_mut(key) {
+            for id in std::mem::take(&mut self.io.read_again) {
+                if let Some(c) = self.io.get_mut(id) {
                     c.read_again = false;
-                    self.on_readable(key);
+                    self.guarded(Some(id), |r| {
+                        r.process(id);
+                        r.read_loop(id, false);
+                    });
                 }
             }
             self.fire_timers();
             // Resuming can queue output, and flushing can resume readers.
-            while !self.resume.is_empty() || !self.dirty.is_empty() {
-                self.run_resumes();
-                self.flush_dirty();
+            while !self.io.resume.is_empty() || !self.io.dirty.is_empty() {
+                while let Some(id) = self.io.resume.pop() {
+                    self.guarded(Some(id), |r| {
+                        r.process(id);
+                        r.read_loop(id, false);
+                    });
+                }
+                while let Some(id) = self.io.dirty.pop() {
+                    if let Some(c) = self.io.get_mut(id) {
+                        c.dirty = false;
+                        self.guarded(Some(id), |r| r.flush(id));
+                    }
+                }
             }
         }
     }
 
-    /// Runs one connection's event handling. A bug that panics (none is
-    /// known: the parsers are fuzzed and every byte from the network is
-    /// checked) then costs that connection, not the process: the panic is
-    /// logged with the peer's address and the connection closed.
-    fn guarded(&mut self, key: usize, f: impl FnOnce(&mut Server)) {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+    /// Runs `f`, then tells the application about every connection that
+    /// ended meanwhile. A bug that panics (none is known: the parsers are
+    /// fuzzed and every byte from the network is checked) then costs the
+    /// connection being handled, not the process: the panic is logged with
+    /// the peer's address and that connection closed.
+    fn guarded(&mut self, id: Option<ConnId>, f: impl FnOnce(&mut Self)) {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f(self);
+            self.settle();
+        }));
         if result.is_err() {
-            let peer = self.conns.get(key).map(|c| c.peer.to_string());
+            let peer = id.and_then(|id| self.io.peer(id));
             log::error!(
                 "a bug: handling {} panicked; closing that connection",
-                peer.unwrap_or_default()
+                peer.map(|p| p.to_string())
+                    .unwrap_or_else(|| "a timer".into())
             );
-            self.stats.closed.protocol += 1;
-            self.scratch.resize(READ_CHUNK, 0);
-            self.close_now(key, CloseReason::Error);
+            if self.scratch.len() != READ_CHUNK {
+                self.scratch = vec![0; READ_CHUNK];
+            }
+            if let Some(id) = id {
+                self.io.close_now(id, CloseReason::Error);
+            }
+            // The notifications themselves run guarded, once more.
+            let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.settle()));
+            if again.is_err() {
+                log::error!("a bug: a close notification panicked");
+                self.io.stopped.clear();
+                self.io.closed.clear();
+            }
         }
     }
 
-    // ----- accepting -------------------------------------------------------
+    /// Delivers the end-of-connection notifications, including those that
+    /// handling them causes.
+    fn settle(&mut self) {
+        loop {
+            if let Some(id) = self.io.stopped.pop() {
+                self.app.stopped(&mut self.io, id);
+                continue;
+            }
+            if let Some((id, state, reason, peer)) = self.io.closed.pop() {
+                if self.io.opts.trace {
+                    crate::trace::line(peer, "x", &format!("closed ({})", reason.name()));
+                }
+                self.app.closed(&mut self.io, id, state, reason);
+                continue;
+            }
+            return;
+        }
+    }
+
+    // ----- accepting -----------------------------------------------------------
 
     fn accept(&mut self) {
         loop {
-            let Some(listener) = &self.listener else {
+            let Some(listener) = &self.io.listener else {
                 return;
             };
             match listener.accept() {
@@ -334,24 +782,24 @@ impl Server {
                     // backlog; since readiness is edge-triggered, try again
                     // after a short pause instead of spinning.
                     log::warn!("accept failed: {e}; retrying in 100 ms");
-                    self.timers
-                        .push(self.now + Duration::from_millis(100), TimerKey::AcceptRetry);
+                    let at = self.io.now + Duration::from_millis(100);
+                    self.io.timers.push(at, TimerKey::AcceptRetry);
                     return;
                 }
             }
         }
     }
 
-    fn admit(&mut self, stream: mio::net::TcpStream, peer: SocketAddr) {
-        self.stats.accepted += 1;
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        self.io.stats.accepted += 1;
         // Small answers should leave at once, not wait for Nagle's timer.
         let _ = stream.set_nodelay(true);
-        let id = self.next_conn_id();
-        let over_limit = self.active_conns() >= self.cfg.max_conns;
-        let entry = self.conns.vacant_entry();
+        let serial = self.io.next_serial();
+        let state = self.app.new_state();
+        let entry = self.io.conns.vacant_entry();
         let key = entry.key();
-        let mut conn = Conn::new(id, stream, peer);
-        if let Err(e) = self.poll.registry().register(
+        let mut conn = Conn::new(serial, stream, peer, state);
+        if let Err(e) = self.io.poll.registry().register(
             &mut conn.stream,
             Token(key + FIRST_CONN),
             Interest::READABLE,
@@ -360,97 +808,36 @@ impl Server {
             return;
         }
         entry.insert(conn);
-        crate::trace::event(self, key, "connected");
-        if over_limit {
-            // API.md: past --max-conns the refused connection gets a 503
-            // and is closed. It lingers like any closing connection so the
-            // 503 is not lost to a reset; it does not count as active.
-            self.stats.closed.limit += 1;
-            self.respond_error_and_close(key, None, 503, "the server is at its connection limit");
-            return;
-        }
-        self.set_wait(key, Wait::FirstByte, Some(self.cfg.header_timeout));
+        self.io.trace(peer, "connected");
+        let id = ConnId { key, serial };
+        self.app.accepted(&mut self.io, id);
+        self.settle();
     }
 
-    /// Starts a non-blocking connect to `addr` (we are the client: a
-    /// webhook delivery, Redis) and puts it in the slab as `kind`. The
-    /// connect's outcome arrives as a writable event (`connect_outcome`);
-    /// until then nothing is written. Returns the slab key and the id.
-    pub(crate) fn connect_out(&mut self, addr: SocketAddr, kind: Kind) -> io::Result<(usize, u64)> {
-        let mut stream = mio::net::TcpStream::connect(addr)?;
-        let id = self.next_conn_id();
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let token = Token(key + FIRST_CONN);
-        self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        let mut conn = Conn::new(id, stream, addr);
-        conn.kind = kind;
-        conn.want_write = true;
-        conn.wait = Wait::None;
-        entry.insert(conn);
-        Ok((key, id))
-    }
+    // ----- reading -------------------------------------------------------------
 
-    /// A connection id never used before.
-    pub(crate) fn next_conn_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id - 1
-    }
-
-    /// Connections that count against `--max-conns` (not the ones that are
-    /// only finishing their close).
-    pub(crate) fn active_conns(&self) -> usize {
-        self.conns.len() - self.closing
-    }
-
-    // ----- reading ---------------------------------------------------------
-
-    /// Reads until `WouldBlock` and hands what arrived to the protocol.
-    pub(crate) fn on_readable(&mut self, key: usize) {
-        self.read_loop(key, false);
-    }
-
-    /// `on_readable` for a readiness event. Without a hang-up in the event,
-    /// a short read ends the loop: on a stream socket, fewer bytes than
-    /// asked for means the receive queue was empty at that moment, and any
-    /// byte arriving later raises a new edge. That saves the read that
-    /// would only have answered `WouldBlock`: one syscall per wake-up.
-    fn on_readable_event(&mut self, key: usize, hup: bool) {
-        self.read_loop(key, !hup);
-    }
-
-    fn read_loop(&mut self, key: usize, trust_short_read: bool) {
+    fn read_loop(&mut self, id: ConnId, trust_short_read: bool) {
         let mut budget = READ_BUDGET;
         loop {
-            if budget == 0 {
+            let Some(c) = self.io.get_mut(id) else { return };
+            if budget == 0 || c.read_again {
                 // Fairness: read the rest on the next turn. Readiness is
                 // edge-triggered, so this must be remembered, not awaited.
-                if let Some(c) = self.conns.get_mut(key) {
-                    if !c.read_again {
-                        c.read_again = true;
-                        self.read_again.push(key);
-                    }
+                if !c.read_again {
+                    c.read_again = true;
+                    self.io.read_again.push(id);
                 }
                 return;
             }
-            let Some(c) = self.conns.get_mut(key) else {
-                return;
-            };
             let lingering = c.phase == Phase::Lingering;
-            if !lingering && !self.may_read(key) {
+            if !lingering && !self.may_read(id) {
                 return;
             }
-            let Some(c) = self.conns.get_mut(key) else {
-                return;
-            };
+            let Some(c) = self.io.get_mut(id) else { return };
             if self.scratch.is_empty() {
                 // The read buffer is lent out to a connection being processed
                 // further up the stack: come back at the end of this wake-up.
-                self.resume_later(key);
+                self.io.resume.push(id);
                 return;
             }
             // A small leftover (a partial header) goes to the front of the
@@ -465,23 +852,23 @@ impl Server {
             let room = self.scratch.len() - lead;
             match c.stream.read(&mut self.scratch[lead..]) {
                 Ok(0) => {
-                    self.on_eof(key);
+                    self.on_eof(id);
                     return;
                 }
                 Ok(n) => {
-                    self.stats.bytes_in += n as u64;
+                    self.io.stats.bytes_in += n as u64;
                     budget = budget.saturating_sub(n);
                     if lingering {
                         continue; // discard
                     }
-                    if self.conns[key].inbuf.len() == lead {
+                    if self.io.conns[id.key].inbuf.len() == lead {
                         // Parse straight out of the loop's buffer and keep
                         // only an incomplete tail (no copy of the read).
                         let total = lead + n;
-                        self.conns[key].inbuf.clear();
+                        self.io.conns[id.key].inbuf.clear();
                         let mut scratch = std::mem::take(&mut self.scratch);
-                        let used = self.process_bytes(key, &mut scratch[..total]);
-                        if let Some(c) = self.conns.get_mut(key) {
+                        let used = self.process_bytes(id, &mut scratch[..total]);
+                        if let Some(c) = self.io.get_mut(id) {
                             if used < total && c.phase == Phase::Active {
                                 if c.inbuf.capacity() == 0 {
                                     c.inbuf = out::pool::take();
@@ -492,10 +879,12 @@ impl Server {
                             }
                         }
                         self.scratch = scratch;
-                        self.mark_dirty(key);
+                        self.io.mark_dirty(id);
                     } else {
-                        self.conns[key].inbuf.extend_from_slice(&self.scratch[..n]);
-                        self.process(key);
+                        self.io.conns[id.key]
+                            .inbuf
+                            .extend_from_slice(&self.scratch[..n]);
+                        self.process(id);
                     }
                     if trust_short_read && n < room {
                         return;
@@ -504,8 +893,8 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::debug!("{}: read error: {e}", self.conns[key].peer);
-                    self.close_now(key, CloseReason::Error);
+                    log::debug!("{}: read error: {e}", self.io.conns[id.key].peer);
+                    self.io.close_now(id, CloseReason::Error);
                     return;
                 }
             }
@@ -516,30 +905,28 @@ impl Server {
     /// backs up (the peer is not reading what we send: reading more would
     /// only queue more answers), not while a held request waits with
     /// further input buffered, not once it is closing.
-    fn may_read(&self, key: usize) -> bool {
-        let Some(c) = self.conns.get(key) else {
+    fn may_read(&self, id: ConnId) -> bool {
+        let Some(c) = self.io.get(id) else {
             return false;
         };
         if c.phase != Phase::Active {
             return false;
         }
-        if c.out.len() > self.cfg.send_buffer_bytes.max(64 * 1024) {
+        if c.out.len() > self.io.opts.send_buffer_bytes.max(64 * 1024) {
             return false;
         }
-        match c.kind {
-            Kind::LongPoll(_) => c.inbuf.len() <= self.cfg.max_header_bytes,
-            _ => true,
-        }
+        !c.held || c.inbuf.len() <= self.io.opts.max_held_input
     }
 
     /// Parses and answers everything complete in the connection's buffer.
-    pub(crate) fn process(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
+    fn process(&mut self, id: ConnId) {
+        let Some(c) = self.io.get_mut(id) else { return };
         let mut buf = std::mem::take(&mut c.inbuf);
-        let used = self.process_bytes(key, &mut buf);
-        let Some(c) = self.conns.get_mut(key) else {
+        let used = self.process_bytes(id, &mut buf);
+        let Some(c) = self.io.get_mut(id) else {
+            if buf.capacity() > 0 {
+                out::pool::give(buf);
+            }
             return;
         };
         buf.drain(..used);
@@ -548,121 +935,104 @@ impl Server {
             out::pool::give(std::mem::take(&mut buf));
         }
         c.inbuf = buf;
-        self.mark_dirty(key);
+        self.io.mark_dirty(id);
     }
 
-    /// Runs `buf` through the connection's protocol, unit by unit (request,
-    /// frame, response) until one is incomplete; returns the bytes used.
-    fn process_bytes(&mut self, key: usize, buf: &mut [u8]) -> usize {
+    /// Runs `buf` through the application, unit by unit (request, frame,
+    /// reply) until one is incomplete, the connection is held, or its unit
+    /// budget for this turn is spent; returns the bytes used.
+    fn process_bytes(&mut self, id: ConnId, buf: &mut [u8]) -> usize {
         let mut pos = 0;
+        let mut units = 0;
         loop {
-            let Some(c) = self.conns.get(key) else {
+            let Some(c) = self.io.get(id) else {
                 return buf.len();
             };
-            if c.phase != Phase::Active || pos == buf.len() {
+            if c.phase != Phase::Active || c.held || pos == buf.len() {
                 break;
             }
-            let step = match c.kind {
-                Kind::Http(_) => self.http_step(key, buf, pos),
-                Kind::Ws(_) => self.ws_step(key, &mut buf[pos..]),
-                // An event stream's client has nothing more to say; input is
-                // dropped rather than buffered without bound.
-                Kind::Sse(_) => Step::Consumed(buf.len() - pos),
-                // A held request: later pipelined requests wait their turn.
-                Kind::LongPoll(_) => Step::NeedMore,
-                Kind::Client(_) => self.client_step(key, &mut buf[pos..]),
-                Kind::Redis(_) => self.redis_step(key, &mut buf[pos..]),
-            };
-            match step {
+            if units == UNIT_BUDGET {
+                if let Some(c) = self.io.get_mut(id) {
+                    if !c.read_again {
+                        c.read_again = true;
+                        self.io.read_again.push(id);
+                    }
+                }
+                break;
+            }
+            units += 1;
+            match self.app.input(&mut self.io, id, &mut buf[pos..]) {
                 Step::NeedMore => break,
                 Step::Consumed(n) => pos += n,
+                Step::Hold(n) => {
+                    pos += n;
+                    if let Some(c) = self.io.get_mut(id) {
+                        c.held = true;
+                    }
+                    break;
+                }
             }
         }
         pos
     }
 
-    /// Asks for `key`'s buffered input to be processed and its socket read
-    /// again at the end of this wake-up (after a held request is answered,
-    /// or output drained below the backpressure mark). Deferring keeps
-    /// processing from nesting inside another connection's.
-    pub(crate) fn resume_later(&mut self, key: usize) {
-        self.resume.push(key);
-    }
-
-    fn run_resumes(&mut self) {
-        while let Some(key) = self.resume.pop() {
-            self.process(key);
-            self.on_readable(key);
+    fn on_eof(&mut self, id: ConnId) {
+        let Some(c) = self.io.get(id) else { return };
+        if c.phase == Phase::Active {
+            self.app.eof(&mut self.io, id);
+        } else {
+            // Closing or lingering: the peer finished sending and we owe
+            // nothing more that it still wants.
+            self.io.close_now(id, CloseReason::Normal);
         }
     }
 
-    fn on_eof(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        match (&c.kind, c.phase) {
-            (Kind::Client(_), _) => self.client_eof(key),
-            (Kind::Redis(_), _) => self.redis_down("Redis closed the connection"),
-            // The peer finished sending and we owe nothing: done.
-            (_, Phase::Lingering) => self.close_now(key, CloseReason::Normal),
-            // Half-close after a request: answer what was asked, then close
-            // (RFC 9112 section 9.6 allows a client to half-close).
-            (Kind::Http(_), Phase::Active) if !c.out.is_empty() => {
-                self.finish(key);
-            }
-            _ => self.close_now(key, CloseReason::Normal),
-        }
-    }
+    // ----- writing -------------------------------------------------------------
 
-    // ----- writing ---------------------------------------------------------
-
-    /// Queues `key` for a flush at the end of this wake-up, so everything
-    /// it got meanwhile leaves in one `write`.
-    pub(crate) fn mark_dirty(&mut self, key: usize) {
-        if let Some(c) = self.conns.get_mut(key) {
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(key);
+    fn on_writable(&mut self, id: ConnId) {
+        let Some(c) = self.io.get_mut(id) else { return };
+        if c.connecting {
+            match connect_outcome(&c.stream) {
+                Ok(false) => return, // spurious: not yet
+                Ok(true) => {
+                    c.connecting = false;
+                    self.app.connected(&mut self.io, id, Ok(()));
+                }
+                Err(e) => {
+                    self.app.connected(&mut self.io, id, Err(e));
+                    return;
+                }
             }
         }
-    }
-
-    fn flush_dirty(&mut self) {
-        while let Some(key) = self.dirty.pop() {
-            if let Some(c) = self.conns.get_mut(key) {
-                c.dirty = false;
-                self.flush(key);
-            }
-        }
+        self.flush(id);
     }
 
     /// Writes queued output; toggles writable interest; finishes closing.
-    pub(crate) fn flush(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
+    fn flush(&mut self, id: ConnId) {
+        let Some(c) = self.io.get_mut(id) else { return };
         if c.slow {
-            self.cut_slow(key);
+            // Last words (a close frame), one attempt to write them, cut.
+            c.slow = false;
+            self.app.overflow(&mut self.io, id);
+            if let Some(c) = self.io.get_mut(id) {
+                let _ = c.out.flush_to(&mut c.stream);
+            }
+            self.io.close_now(id, CloseReason::Slow);
             return;
         }
-        let connecting = match &c.kind {
-            Kind::Client(cc) => !cc.connected,
-            Kind::Redis(rc) => !rc.connected,
-            _ => false,
-        };
-        if connecting {
+        if c.connecting {
             return; // the request leaves once the connect completes
         }
         let before = c.out.len();
         match c.out.flush_to(&mut c.stream) {
-            Ok(n) => self.stats.bytes_out += n as u64,
+            Ok(n) => self.io.stats.bytes_out += n as u64,
             Err(e) => {
                 log::debug!("{}: write error: {e}", c.peer);
-                self.close_now(key, CloseReason::Error);
+                self.io.close_now(id, CloseReason::Error);
                 return;
             }
         }
-        let c = &mut self.conns[key];
+        let c = &mut self.io.conns[id.key];
         let pending = !c.out.is_empty();
         if pending != c.want_write {
             let interest = if pending {
@@ -670,247 +1040,98 @@ impl Server {
             } else {
                 Interest::READABLE
             };
-            let token = Token(key + FIRST_CONN);
+            let token = Token(id.key + FIRST_CONN);
             if self
+                .io
                 .poll
                 .registry()
                 .reregister(&mut c.stream, token, interest)
                 .is_err()
             {
-                self.close_now(key, CloseReason::Error);
+                self.io.close_now(id, CloseReason::Error);
                 return;
             }
             c.want_write = pending;
         }
         if !pending && c.phase == Phase::Closing {
-            self.start_lingering(key);
+            self.start_lingering(id);
             return;
         }
         // Output drained below the backpressure mark: resume reading, since
         // an edge we skipped will not be reported again.
-        let resumed = before > self.cfg.send_buffer_bytes.max(64 * 1024) && self.may_read(key);
-        if resumed {
-            self.resume_later(key);
+        if before > self.io.opts.send_buffer_bytes.max(64 * 1024) && self.may_read(id) {
+            self.io.resume.push(id);
         }
     }
 
-    // ----- closing ---------------------------------------------------------
-
-    /// Stops processing input; once the queued output is written, shuts
-    /// down the write side and lingers (see `Phase::Lingering`).
-    pub(crate) fn finish(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        if c.phase == Phase::Active {
-            c.phase = Phase::Closing;
-            self.closing += 1;
-            self.leave_everything(key);
-            self.mark_dirty(key);
-        }
-    }
-
-    fn start_lingering(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
+    fn start_lingering(&mut self, id: ConnId) {
+        let linger = self.io.opts.linger;
+        let Some(c) = self.io.get_mut(id) else { return };
         c.phase = Phase::Lingering;
-        c.inbuf = Vec::new();
+        if c.inbuf.capacity() > 0 {
+            out::pool::give(std::mem::take(&mut c.inbuf));
+        }
         if c.stream.shutdown(Shutdown::Write).is_err() {
-            self.close_now(key, CloseReason::Normal);
+            self.io.close_now(id, CloseReason::Normal);
             return;
         }
-        crate::trace::event(self, key, "output done, write side shut down");
-        self.set_wait(key, Wait::Linger, Some(self.cfg.linger));
-        self.set_deadline(key, Slot::Tick, None);
+        let peer = c.peer;
+        self.io.trace(peer, "output done, write side shut down");
+        self.io.set_deadline_in(id, Slot::Deadline, Some(linger));
+        self.io.set_deadline(id, Slot::Tick, None);
         // Whatever is already readable is drained now.
-        self.on_readable(key);
+        self.read_loop(id, false);
     }
 
-    /// Closes at once: deregisters, drops the socket, leaves chat and
-    /// channels.
-    pub(crate) fn close_now(&mut self, key: usize, reason: CloseReason) {
-        if !self.conns.contains(key) {
-            return;
-        }
-        self.leave_everything(key);
-        let mut c = self.conns.remove(key);
-        match &c.kind {
-            Kind::Client(cc) => self.client_closed(cc.delivery),
-            Kind::Redis(_) => self.redis_down("the connection to Redis failed"),
-            _ => {}
-        }
-        if c.phase != Phase::Active {
-            self.closing -= 1;
-        }
-        let _ = self.poll.registry().deregister(&mut c.stream);
-        match reason {
-            CloseReason::Timeout => self.stats.closed.timeout += 1,
-            CloseReason::Protocol => self.stats.closed.protocol += 1,
-            _ => {}
-        }
-        if self.cfg.trace {
-            crate::trace::line(c.peer, "x", &format!("closed ({reason:?})"));
-        }
-    }
-
-    /// Removes the connection from every group it belongs to.
-    fn leave_everything(&mut self, key: usize) {
-        let Some(c) = self.conns.get(key) else { return };
-        let id = c.id;
-        match &c.kind {
-            Kind::Ws(ws) if ws.role == conn::WsRole::Chat => self.chat_leave(key, id),
-            Kind::Ws(ws) => {
-                if let conn::WsRole::Channel(ch) = ws.role {
-                    self.hub.unsubscribe(ch, key, id);
-                }
-            }
-            Kind::Sse(s) => {
-                if let conn::SseSource::Channel(ch) = s.source {
-                    self.hub.unsubscribe(ch, key, id);
-                }
-            }
-            Kind::LongPoll(p) => {
-                if let conn::ParkedOn::Channel { channel, .. } = p.on {
-                    self.hub.unsubscribe(channel, key, id);
-                }
-            }
-            Kind::Http(_) | Kind::Client(_) | Kind::Redis(_) => {}
-        }
-    }
-
-    // ----- time ------------------------------------------------------------
-
-    /// Sets what the connection's deadline means and when it is (`None`:
-    /// no deadline).
-    pub(crate) fn set_wait(&mut self, key: usize, wait: Wait, after: Option<Duration>) {
-        if let Some(c) = self.conns.get_mut(key) {
-            c.wait = wait;
-        }
-        let at = after.map(|d| self.now + d);
-        self.set_deadline(key, Slot::Deadline, at);
-    }
-
-    /// Moves one of the connection's deadlines (see `timer.rs` for why
-    /// pushing one back costs no heap work).
-    pub(crate) fn set_deadline(&mut self, key: usize, slot: Slot, at: Option<Instant>) {
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        let s = slot as usize;
-        c.deadlines[s] = at;
-        if let Some(at) = at {
-            if c.armed[s].is_none_or(|armed| at < armed) {
-                c.armed[s] = Some(at);
-                let id = c.id;
-                self.timers.push(at, TimerKey::Conn { key, id, slot });
-            }
-        }
-    }
+    // ----- time ----------------------------------------------------------------
 
     fn fire_timers(&mut self) {
-        while let Some((at, key)) = self.timers.pop_due(self.now) {
+        while let Some((at, key)) = self.io.timers.pop_due(self.io.now) {
             match key {
-                TimerKey::Conn { key, id, slot } => {
-                    let Some(c) = self.conns.get_mut(key) else {
+                TimerKey::Conn { id, slot } => {
+                    let now = self.io.now;
+                    let Some(c) = self.io.get_mut(id) else {
                         continue;
                     };
                     let s = slot as usize;
-                    if c.id != id || c.armed[s] != Some(at) {
+                    if c.armed[s] != Some(at) {
                         continue; // stale: a newer entry stands for this slot
                     }
                     c.armed[s] = None;
                     match c.deadlines[s] {
-                        Some(d) if d <= self.now => {
+                        Some(d) if d <= now => {
                             c.deadlines[s] = None;
-                            match slot {
-                                Slot::Deadline => self.on_deadline(key),
-                                Slot::Tick => self.on_tick(key),
+                            if c.phase == Phase::Lingering {
+                                // Lingering ends; the only deadline it has.
+                                self.guarded(Some(id), |r| r.io.close_now(id, CloseReason::Normal));
+                            } else {
+                                self.guarded(Some(id), |r| r.app.deadline(&mut r.io, id, slot));
                             }
                         }
                         // The deadline moved later: re-arm for it.
                         Some(d) => {
                             c.armed[s] = Some(d);
-                            self.timers.push(d, TimerKey::Conn { key, id, slot });
+                            self.io.timers.push(d, TimerKey::Conn { id, slot });
                         }
                         None => {}
                     }
                 }
-                TimerKey::JobDone(job) => self.job_done(job),
-                TimerKey::WebhookRetry(seq) => self.webhook_retry(seq),
-                TimerKey::RedisReconnect => self.redis_connect(),
-                TimerKey::AcceptRetry => self.accept(),
+                TimerKey::App(t) => self.guarded(None, |r| r.app.timer(&mut r.io, t)),
+                TimerKey::AcceptRetry => self.guarded(None, |r| r.accept()),
             }
         }
     }
 
-    fn on_deadline(&mut self, key: usize) {
-        let Some(c) = self.conns.get(key) else { return };
-        match c.wait {
-            Wait::FirstByte | Wait::KeepAlive => {
-                crate::trace::event(self, key, "idle timeout, closing silently");
-                self.close_now(key, CloseReason::Timeout);
-            }
-            Wait::RequestHead => {
-                self.stats.closed.timeout += 1;
-                self.respond_error_and_close(
-                    key,
-                    None,
-                    408,
-                    "the request was not complete within the header timeout",
-                );
-            }
-            Wait::LongPoll => self.long_poll_expired(key),
-            Wait::CloseHandshake => {
-                crate::trace::event(self, key, "peer never answered our close");
-                self.close_now(key, CloseReason::Timeout);
-            }
-            Wait::Linger => self.close_now(key, CloseReason::Normal),
-            Wait::Client => self.client_timed_out(key),
-            Wait::Backplane => self.backplane_deadline(key),
-            Wait::None => {}
-        }
-    }
-
-    fn on_tick(&mut self, key: usize) {
-        let Some(c) = self.conns.get(key) else { return };
-        match c.kind {
-            Kind::Ws(_) => self.ws_ping_tick(key),
-            Kind::Sse(_) => self.sse_tick(key),
-            Kind::Redis(_) => self.redis_tick(key),
-            _ => {}
-        }
-    }
-
-    // ----- other threads ---------------------------------------------------
+    // ----- other threads -------------------------------------------------------
 
     fn drain_inbox(&mut self) {
-        let cmds: Vec<Command> = match self.inbox.lock() {
+        let cmds: Vec<A::Command> = match self.inbox.queue.lock() {
             Ok(mut q) => q.drain(..).collect(),
             Err(_) => return,
         };
         for cmd in cmds {
-            match cmd {
-                Command::Publish { channel, data } => {
-                    if let Err(e) = self.publish_str(&channel, &data) {
-                        log::warn!("publish from a handle to {channel:?} refused: {e}");
-                    }
-                }
-                Command::Stop => self.begin_shutdown(),
-            }
-        }
-    }
-
-    /// Brings the `Date` header value (RFC 9110 section 6.6.1) up to the
-    /// current second; it is formatted once a second, not per response.
-    ///
-    /// Kept as the two header lines every response starts with, `Date` and
-    /// `Server`, ready to copy in one piece.
-    pub(crate) fn refresh_date(&mut self) {
-        let secs = crate::wire::date::unix_millis_now() / 1000;
-        if self.date.0 != secs || self.date.1.is_empty() {
-            let date = crate::wire::date::imf_fixdate(secs);
-            self.date = (secs, format!("Date: {date}\r\nServer: pushwire\r\n"));
+            self.app.command(&mut self.io, cmd);
+            self.settle();
         }
     }
 }
@@ -944,7 +1165,7 @@ fn raise_backlog(_listener: &TcpListener, _backlog: u32) -> io::Result<()> {
 
 /// Has a non-blocking connect finished? `Ok(false)`: not yet (a spurious
 /// wake-up); `Err`: it failed.
-pub(crate) fn connect_outcome(stream: &mio::net::TcpStream) -> io::Result<bool> {
+fn connect_outcome(stream: &TcpStream) -> io::Result<bool> {
     if let Ok(Some(e)) | Err(e) = stream.take_error() {
         return Err(e);
     }
@@ -953,12 +1174,4 @@ pub(crate) fn connect_outcome(stream: &mio::net::TcpStream) -> io::Result<bool> 
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// What one parsing step did with a connection's buffered input.
-pub(crate) enum Step {
-    /// Wait for more bytes.
-    NeedMore,
-    /// This many bytes were used.
-    Consumed(usize),
 }

@@ -18,17 +18,17 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-/// What a deadline is for.
+use super::conn::ConnId;
+
+/// What a deadline is for. `T` is the application's own kind of timer
+/// (a job completing, a webhook retry): the loop only hands it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TimerKey {
-    /// A connection's slot; `id` tells a reused slab key from the old one.
-    Conn { key: usize, id: u64, slot: Slot },
-    /// A job reaches 100%: release its long polls.
-    JobDone(u64),
-    /// A webhook delivery's backoff passed: try again.
-    WebhookRetry(u64),
-    /// Connect to Redis again.
-    RedisReconnect,
+pub enum TimerKey<T> {
+    /// A connection's slot. The handle's generation tells a reused slab
+    /// key from the connection the timer was set for.
+    Conn { id: ConnId, slot: Slot },
+    /// The application's timer.
+    App(T),
     /// Try `accept` again after the process ran out of file descriptors.
     AcceptRetry,
 }
@@ -43,19 +43,28 @@ pub enum Slot {
     Tick = 1,
 }
 
-#[derive(Debug, Default)]
-pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64, TimerKey)>>,
+#[derive(Debug)]
+pub struct Timers<T> {
+    heap: BinaryHeap<Reverse<(Instant, u64, TimerKey<T>)>>,
     seq: u64,
 }
 
-impl Timers {
+impl<T: Ord + Copy> Default for Timers<T> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<T: Ord + Copy> Timers<T> {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Schedules `key` at `at`.
-    pub fn push(&mut self, at: Instant, key: TimerKey) {
+    pub fn push(&mut self, at: Instant, key: TimerKey<T>) {
         // The sequence number keeps equal deadlines in insertion order.
         self.seq += 1;
         self.heap.push(Reverse((at, self.seq, key)));
@@ -73,7 +82,7 @@ impl Timers {
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKey)> {
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKey<T>)> {
         match self.heap.peek() {
             Some(Reverse((at, _, _))) if *at <= now => {
                 self.heap.pop().map(|Reverse((at, _, key))| (at, key))
@@ -98,15 +107,15 @@ mod tests {
     #[test]
     fn pops_in_deadline_order_and_only_when_due() {
         let t0 = Instant::now();
-        let mut t = Timers::new();
-        t.push(t0 + Duration::from_millis(30), TimerKey::JobDone(3));
-        t.push(t0 + Duration::from_millis(10), TimerKey::JobDone(1));
-        t.push(t0 + Duration::from_millis(20), TimerKey::JobDone(2));
+        let mut t: Timers<u8> = Timers::new();
+        t.push(t0 + Duration::from_millis(30), TimerKey::App(3));
+        t.push(t0 + Duration::from_millis(10), TimerKey::App(1));
+        t.push(t0 + Duration::from_millis(20), TimerKey::App(2));
         assert_eq!(t.timeout(t0), Some(Duration::from_millis(10)));
         assert_eq!(t.pop_due(t0), None);
         let later = t0 + Duration::from_millis(25);
-        assert_eq!(t.pop_due(later).map(|x| x.1), Some(TimerKey::JobDone(1)));
-        assert_eq!(t.pop_due(later).map(|x| x.1), Some(TimerKey::JobDone(2)));
+        assert_eq!(t.pop_due(later).map(|x| x.1), Some(TimerKey::App(1)));
+        assert_eq!(t.pop_due(later).map(|x| x.1), Some(TimerKey::App(2)));
         assert_eq!(t.pop_due(later), None);
         assert_eq!(t.len(), 1);
     }
@@ -114,9 +123,9 @@ mod tests {
     #[test]
     fn timeout_rounds_up_to_a_millisecond() {
         let t0 = Instant::now();
-        let mut t = Timers::new();
+        let mut t: Timers<u8> = Timers::new();
         t.push(t0 + Duration::from_micros(1500), TimerKey::AcceptRetry);
         assert_eq!(t.timeout(t0), Some(Duration::from_millis(2)));
-        assert_eq!(Timers::new().timeout(t0), None);
+        assert_eq!(Timers::<u8>::new().timeout(t0), None);
     }
 }

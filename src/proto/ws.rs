@@ -284,7 +284,21 @@ impl MessageReader {
     }
 }
 
-/// Where the closing handshake (section 7) stands.
+/// Where the closing handshake (section 7) stands. This is the whole
+/// WebSocket close state machine; below it, the loop closes the TCP
+/// connection the same way for every protocol (`net::Phase`: the last
+/// output drains, the write side is shut down, unread input is drained for
+/// `--linger-ms`).
+///
+/// ```text
+///  Open ──(we send close, wait_for_peer)──► CloseSent ──(peer's close)──► TCP closing
+///    │                                          └──(--close-timeout-ms)──► TCP closed
+///    ├──(we send close, failing: 7.1.7)──────────────────────────────────► TCP closing
+///    └──(peer's close: we answer, 5.5.1)─────────────────────────────────► TCP closing
+/// ```
+///
+/// In every branch the server closes the TCP connection first (section
+/// 7.1.1), so the client does not hold TIME_WAIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseState {
     /// Messages flow both ways.
@@ -292,6 +306,50 @@ pub enum CloseState {
     /// We sent a close frame and wait for the peer's (section 7.1.2); data
     /// frames from the peer are read and dropped meanwhile.
     CloseSent,
+}
+
+/// What we owe a peer whose close frame arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerClose {
+    /// It answered our close: the handshake is complete.
+    HandshakeComplete,
+    /// Answer with this close frame payload (section 5.5.1: "typically
+    /// echoing the status code it received"; an empty close gets an empty
+    /// close).
+    Answer(ClosePayload),
+}
+
+/// A close frame payload of at most a status code (no reason text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClosePayload {
+    code: Option<[u8; 2]>,
+}
+
+impl ClosePayload {
+    pub fn bytes(&self) -> &[u8] {
+        match &self.code {
+            Some(c) => c,
+            None => &[],
+        }
+    }
+}
+
+impl CloseState {
+    /// Do data frames from the peer still count? Not after our close
+    /// (section 7.1.2: we read and drop until its close arrives).
+    pub fn accepts_data(self) -> bool {
+        self == CloseState::Open
+    }
+
+    /// The peer's close frame arrived, with its status code if it had one.
+    pub fn on_peer_close(self, code: Option<u16>) -> PeerClose {
+        match self {
+            CloseState::CloseSent => PeerClose::HandshakeComplete,
+            CloseState::Open => PeerClose::Answer(ClosePayload {
+                code: code.map(u16::to_be_bytes),
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

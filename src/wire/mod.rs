@@ -21,12 +21,17 @@
 //! | `ws_close`      | close frame payloads and codes (RFC 6455 section 7) |
 //! | `sse`           | the `text/event-stream` format (WHATWG HTML 9.2)    |
 
+pub mod bearer;
 pub mod chunked;
 pub mod date;
 pub mod hmac;
 pub mod http1;
 pub mod json;
+pub mod json_read;
+pub mod jwt;
+pub mod prometheus;
 pub mod query;
+pub mod redis_url;
 pub mod resp;
 pub mod sse;
 pub mod url;

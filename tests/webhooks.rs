@@ -1204,3 +1204,58 @@ fn built_in_receiver_keeps_the_last_100() {
         assert_eq!(r.get("verified"), Some(&JsonValue::Null));
     }
 }
+
+/// Issue 12's bug, pinned: a receiver that answers `204` with bytes after
+/// its head (a 204 has no body, RFC 9110 section 15.3.5) used to have those
+/// bytes handed to the next delivery's connection, which got the same slab
+/// slot within the same read, and that delivery was then recorded with the
+/// stray bytes' status. Connections are now named by handles that cannot be
+/// mistaken for a later connection in the same slot.
+#[test]
+fn bytes_past_a_response_never_reach_the_next_delivery_in_the_same_slot() {
+    let server = Server::start(&["--max-deliveries", "1"]);
+    // A receiver whose answer is a 204 followed, in the same write, by what
+    // looks like a second response.
+    let rude = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let rude_port = rude.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in rude.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                // The request body is small and follows at once.
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = s.write_all(
+                    b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 500 Stray\r\nContent-Length: 0\r\n\r\n",
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            });
+        }
+    });
+    let polite = Receiver::start(&[], Reply::Status(200));
+    let rude_url = format!("http://127.0.0.1:{rude_port}/rude");
+    let (rude_id, _) = register(&server, &rude_url, "channel.x");
+    let (polite_id, _) = register(&server, &polite.url("/polite"), "channel.x");
+    for i in 0..5 {
+        publish(&server, "x", &format!("m{i}"));
+    }
+    let a = wait_attempts(&server, &polite_id, 5, Duration::from_secs(10));
+    for x in &a {
+        assert_eq!(
+            x.get("status"),
+            Some(&n(200)),
+            "the polite receiver's delivery got another connection's bytes: {a:?}"
+        );
+    }
+    let r = wait_attempts(&server, &rude_id, 5, Duration::from_secs(10));
+    for x in &r {
+        assert_eq!(x.get("status"), Some(&n(204)), "{r:?}");
+    }
+}

@@ -312,3 +312,148 @@ pub fn set_wait(io: &mut Io, id: ConnId, wait: Wait, after: Option<std::time::Du
     }
     io.set_deadline_in(id, Slot::Deadline, after);
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every list of the application that keeps connection handles past a
+    //! call ignores a stale one, even when its slab slot now holds another
+    //! connection (`net` tests the loop's own lists).
+
+    use super::conn::{Parked, ParkedOn, Reply, WsRole, WsSession};
+    use super::*;
+    use crate::net::Reactor;
+    use crate::proto::ws::{CloseState, MessageReader};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn reactor() -> (Reactor<App>, std::net::TcpListener) {
+        let cfg = Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        let opts = net::Options {
+            addr: cfg.addr,
+            listen_backlog: 16,
+            send_buffer_bytes: cfg.send_buffer_bytes,
+            max_held_input: 1024,
+            linger: Duration::from_millis(10),
+            inbox_capacity: 16,
+            trace: false,
+        };
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        (Reactor::bind(opts, App::new(cfg)).unwrap(), peer)
+    }
+
+    fn ws(role: WsRole) -> Session {
+        Session {
+            kind: Kind::Ws(WsSession {
+                reader: MessageReader::new(1024),
+                close: CloseState::Open,
+                role,
+                awaiting_pong: false,
+            }),
+            wait: Wait::None,
+        }
+    }
+
+    fn parked(on: ParkedOn) -> Session {
+        let reply = Reply {
+            head_only: false,
+            http10: false,
+            keep_alive: true,
+            cors: None,
+        };
+        Session {
+            kind: Kind::LongPoll(Parked { reply, on }),
+            wait: Wait::LongPoll,
+        }
+    }
+
+    /// Opens `first`, closes it without telling the application (as if a
+    /// leave had been missed), and opens `second` in the same slot.
+    fn reuse(
+        r: &mut Reactor<App>,
+        peer: &std::net::TcpListener,
+        first: Session,
+        second: Session,
+    ) -> (ConnId, ConnId) {
+        let addr = peer.local_addr().unwrap();
+        let old = r.io.connect(addr, first, false).unwrap();
+        r.io.close_now(old, CloseReason::Normal);
+        let new = r.io.connect(addr, second, false).unwrap();
+        assert_eq!(new.key, old.key);
+        (old, new)
+    }
+
+    #[test]
+    fn a_stale_channel_subscriber_gets_nothing() {
+        let (mut r, peer) = reactor();
+        let news = r.app.hub.channel("news").unwrap();
+        let (old, new) = reuse(&mut r, &peer, ws(WsRole::Channel(news)), ws(WsRole::Echo));
+        let (app, io) = (&mut r.app, &mut r.io);
+        app.hub.subscribe(news, old);
+        channels::publish_str(app, io, "news", "hi").unwrap();
+        assert_eq!(
+            io.backlog(new),
+            0,
+            "the newcomer got the stale subscriber's message"
+        );
+        assert!(
+            app.hub.get(news).subscribers.is_empty(),
+            "the stale entry is dropped"
+        );
+    }
+
+    #[test]
+    fn a_stale_job_waiter_is_not_answered() {
+        let (mut r, peer) = reactor();
+        let now = r.io.now();
+        let one = r.app.jobs.submit(now, Duration::ZERO).unwrap();
+        let two = r.app.jobs.submit(now, Duration::from_secs(60)).unwrap();
+        let (old, new) = reuse(
+            &mut r,
+            &peer,
+            parked(ParkedOn::Job(one)),
+            parked(ParkedOn::Job(two)),
+        );
+        let (app, io) = (&mut r.app, &mut r.io);
+        app.jobs.get_mut(one).unwrap().waiters.push(old);
+        jobs::job_done(app, io, one);
+        assert_eq!(longpoll::parked_on(io, new), Some(ParkedOn::Job(two)));
+        assert_eq!(io.backlog(new), 0);
+    }
+
+    #[test]
+    fn a_stale_chat_member_hears_nothing() {
+        let (mut r, peer) = reactor();
+        let (old, new) = reuse(&mut r, &peer, ws(WsRole::Chat), ws(WsRole::Echo));
+        let joiner =
+            r.io.connect(peer.local_addr().unwrap(), ws(WsRole::Chat), false)
+                .unwrap();
+        let (app, io) = (&mut r.app, &mut r.io);
+        app.chat.push((old, 1));
+        chat::join(app, io, joiner);
+        assert_eq!(io.backlog(new), 0, "the newcomer heard the chat");
+        assert!(io.backlog(joiner) > 0, "the joiner hears its own join");
+    }
+
+    #[test]
+    fn a_stale_held_publish_is_not_answered() {
+        let (mut r, peer) = reactor();
+        let (old, new) = reuse(
+            &mut r,
+            &peer,
+            parked(ParkedOn::Publish),
+            parked(ParkedOn::Job(7)),
+        );
+        let (app, io) = (&mut r.app, &mut r.io);
+        let pending = redis::Pending::Publish {
+            ch: app.hub.channel("x").unwrap(),
+            data: Arc::from("d"),
+            waiter: Some(old),
+        };
+        redis::abandoned(app, io, pending);
+        assert_eq!(longpoll::parked_on(io, new), Some(ParkedOn::Job(7)));
+        assert_eq!(io.backlog(new), 0);
+    }
+}

@@ -1175,3 +1175,117 @@ fn connect_outcome(stream: &TcpStream) -> io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Handles that outlive their connection: every list the loop keeps
+    //! (output, dirty, resume, timers) ignores a stale one, even once its
+    //! slab key belongs to a newer connection.
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        deadlines: Vec<ConnId>,
+        closed: Vec<(ConnId, CloseReason)>,
+    }
+
+    impl App for Recorder {
+        type State = &'static str;
+        type Timer = u8;
+        type Command = ();
+        fn accepted(&mut self, _: &mut Io<Self>, _: ConnId) {}
+        fn new_state(&mut self) -> &'static str {
+            "accepted"
+        }
+        fn input(&mut self, _: &mut Io<Self>, _: ConnId, buf: &mut [u8]) -> Step {
+            Step::Consumed(buf.len())
+        }
+        fn connected(&mut self, _: &mut Io<Self>, _: ConnId, _: io::Result<()>) {}
+        fn eof(&mut self, io: &mut Io<Self>, id: ConnId) {
+            io.close_now(id, CloseReason::Normal);
+        }
+        fn deadline(&mut self, _: &mut Io<Self>, id: ConnId, _: Slot) {
+            self.deadlines.push(id);
+        }
+        fn overflow(&mut self, _: &mut Io<Self>, _: ConnId) {}
+        fn stopped(&mut self, _: &mut Io<Self>, _: ConnId) {}
+        fn closed(&mut self, _: &mut Io<Self>, id: ConnId, _: &'static str, r: CloseReason) {
+            self.closed.push((id, r));
+        }
+        fn timer(&mut self, _: &mut Io<Self>, _: u8) {}
+        fn command(&mut self, _: &mut Io<Self>, _: ()) {}
+    }
+
+    fn reactor() -> (Reactor<Recorder>, std::net::TcpListener) {
+        let opts = Options {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            listen_backlog: 16,
+            send_buffer_bytes: 1024,
+            max_held_input: 1024,
+            linger: Duration::from_millis(10),
+            inbox_capacity: 2,
+            trace: false,
+        };
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        (Reactor::bind(opts, Recorder::default()).unwrap(), peer)
+    }
+
+    #[test]
+    fn a_stale_handle_finds_nothing_after_its_slot_is_reused() {
+        let (mut r, peer) = reactor();
+        let addr = peer.local_addr().unwrap();
+        let old = r.io.connect(addr, "old", false).unwrap();
+        let at = r.io.now + Duration::from_millis(1);
+        r.io.set_deadline(old, Slot::Deadline, Some(at));
+        r.io.close_now(old, CloseReason::Normal);
+        r.settle();
+        let new = r.io.connect(addr, "new", false).unwrap();
+        assert_eq!(new.key, old.key, "the slab reuses the key at once");
+        assert_ne!(new, old);
+
+        assert!(r.io.get(old).is_none());
+        assert_eq!(r.io.state(new), Some(&"new"));
+        // Output, closing and scheduling through the stale handle touch
+        // nothing of the new connection.
+        r.io.send(old, b"not for you");
+        assert!(r.io.output(old).is_none());
+        assert_eq!(r.io.backlog(new), 0);
+        r.io.finish(old, CloseReason::Protocol);
+        r.io.close_now(old, CloseReason::Error);
+        r.io.resume(old);
+        r.io.mark_dirty(old);
+        r.io.set_deadline(old, Slot::Tick, Some(at));
+        assert!(r.io.is_active(new));
+        assert!(r.io.resume.is_empty() && r.io.dirty.is_empty());
+        // The old connection's timer fires for nobody.
+        r.io.now = at + Duration::from_millis(5);
+        r.fire_timers();
+        assert!(r.app.deadlines.is_empty(), "{:?}", r.app.deadlines);
+        assert_eq!(r.app.closed, [(old, CloseReason::Normal)]);
+    }
+
+    #[test]
+    fn the_first_close_reason_is_the_one_reported() {
+        let (mut r, peer) = reactor();
+        let id =
+            r.io.connect(peer.local_addr().unwrap(), "c", false)
+                .unwrap();
+        r.io.set_close_reason(id, CloseReason::Timeout);
+        r.io.finish(id, CloseReason::Normal);
+        r.io.close_now(id, CloseReason::Error);
+        r.settle();
+        assert_eq!(r.app.closed, [(id, CloseReason::Timeout)]);
+    }
+
+    #[test]
+    fn the_handle_queue_is_bounded() {
+        let (r, _peer) = reactor();
+        let h = r.handle();
+        assert_eq!(h.send(()), Ok(()));
+        assert_eq!(h.send(()), Ok(()));
+        assert_eq!(h.send(()), Err(SendError::Full));
+        r.inbox.gone.store(true, Ordering::Release);
+        assert_eq!(h.send(()), Err(SendError::Gone));
+    }
+}

@@ -34,6 +34,49 @@ pub struct Config {
     pub trace: bool,
     /// `--redis`: the backplane shared by several nodes.
     pub redis: Option<SocketAddr>,
+    /// `--history-bytes`: message data kept per channel.
+    pub history_bytes: usize,
+    /// `--max-history-bytes`: message data kept by all channels together.
+    pub max_history_bytes: usize,
+    /// `--max-webhooks`: webhooks that may exist at once (job callbacks
+    /// included).
+    pub max_webhooks: usize,
+    /// `--deflate`: accept permessage-deflate (RFC 7692).
+    pub deflate: bool,
+    /// `--token-secret` / `PUSHWIRE_TOKEN_SECRET`: with it, channels,
+    /// webhooks, `/stats` and `/metrics` need a token.
+    pub token_secret: Option<TokenSecret>,
+}
+
+/// The key that signs access tokens. It never prints (`Debug` shows
+/// `***`), so a logged `Config` cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(Vec<u8>);
+
+impl TokenSecret {
+    /// A secret of at least `wire::jwt::MIN_SECRET_BYTES` (32) bytes: HS256
+    /// keys shorter than the hash (RFC 7518 section 3.2) are refused.
+    pub fn new(bytes: &[u8]) -> Result<Self, ArgError> {
+        if bytes.len() < crate::wire::jwt::MIN_SECRET_BYTES {
+            return Err(ArgError(format!(
+                "the token secret must be at least {} bytes (RFC 7518 section 3.2: an HS256 key \
+                 as long as the hash); this one has {}",
+                crate::wire::jwt::MIN_SECRET_BYTES,
+                bytes.len()
+            )));
+        }
+        Ok(TokenSecret(bytes.to_vec()))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
 }
 
 impl Default for Config {
@@ -61,6 +104,11 @@ impl Default for Config {
             webhook_allow: Vec::new(),
             trace: false,
             redis: None,
+            history_bytes: 1_048_576,
+            max_history_bytes: 268_435_456,
+            max_webhooks: 1000,
+            deflate: true,
+            token_secret: None,
         }
     }
 }
@@ -70,6 +118,21 @@ impl Default for Config {
 pub enum Cli {
     Run(Box<Config>),
     Help,
+    /// `pushwire token ...`: print a token and exit.
+    Token(TokenRequest),
+}
+
+/// `pushwire token [--sub NAME] [--subscribe PATTERNS] [--publish
+/// PATTERNS] [--admin] [--ttl SECONDS] [--token-secret SECRET]`.
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    pub sub: Option<String>,
+    pub subscribe: Vec<String>,
+    pub publish: Vec<String>,
+    pub admin: bool,
+    /// Seconds until `exp`; 0: no `exp`.
+    pub ttl: u64,
+    pub secret: Option<TokenSecret>,
 }
 
 /// A flag we could not accept, with a sentence for the user.
@@ -183,6 +246,32 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "redis://HOST:PORT",
         "share channels with other nodes through Redis (HOST: an IP or localhost)",
     ),
+    (
+        "--history-bytes",
+        "N",
+        "message data kept per channel for resume (oldest evicted first)",
+    ),
+    (
+        "--max-history-bytes",
+        "N",
+        "message data kept by all channels together (the process's oldest evicted first)",
+    ),
+    (
+        "--max-webhooks",
+        "N",
+        "webhooks that may exist at once, job callbacks included; past it: 503",
+    ),
+    (
+        "--deflate",
+        "on|off",
+        "accept WebSocket compression (permessage-deflate, RFC 7692)",
+    ),
+    (
+        "--token-secret",
+        "SECRET",
+        "require signed tokens (HS256, >= 32 bytes) for channels, webhooks, /stats, /metrics; \
+         or PUSHWIRE_TOKEN_SECRET",
+    ),
     ("--trace", "", "narrate every protocol unit on stderr"),
     ("--help", "", "print this help"),
 ];
@@ -214,12 +303,20 @@ pub fn help_text() -> String {
             "--webhook-allow" => "none: loopback only".into(),
             "--trace" => "off".into(),
             "--redis" => "none: channels stay in this process".into(),
+            "--history-bytes" => d.history_bytes.to_string(),
+            "--max-history-bytes" => d.max_history_bytes.to_string(),
+            "--max-webhooks" => d.max_webhooks.to_string(),
+            "--deflate" => "on".into(),
+            "--token-secret" => "none: every client may publish and subscribe".into(),
             _ => String::new(),
         }
     };
     let mut s = String::from(
         "pushwire: short polling, long polling, Server-Sent Events, WebSocket and webhooks\n\n\
-         Usage: pushwire [FLAGS]\n\nFlags:\n",
+         Usage: pushwire [FLAGS]\n       pushwire token [--sub NAME] [--subscribe PATTERNS] [--publish PATTERNS] \
+         [--admin] [--ttl SECONDS] [--token-secret SECRET]\n\
+         \x20                      prints an access token (HS256) signed with the secret \
+         (or PUSHWIRE_TOKEN_SECRET); PATTERNS comma-separated; --ttl defaults to 3600, 0: no exp\n\nFlags:\n",
     );
     for (flag, value, help) in FLAGS {
         let left = format!("  {flag} {value}");
@@ -230,14 +327,21 @@ pub fn help_text() -> String {
             s.push_str(&format!("{left:<34} {help} [default: {def}]\n"));
         }
     }
-    s.push_str("\nEnvironment: RUST_LOG sets log levels (e.g. RUST_LOG=debug).\n");
+    s.push_str(
+        "\nEnvironment: RUST_LOG sets log levels (e.g. RUST_LOG=debug); PUSHWIRE_TOKEN_SECRET \
+         is the token secret when --token-secret is not given.\n",
+    );
     s
 }
 
 /// Parses the command line (without the program name).
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgError> {
     let mut c = Config::default();
-    let mut it = args.into_iter();
+    let mut it = args.into_iter().peekable();
+    if it.peek().map(String::as_str) == Some("token") {
+        it.next();
+        return parse_token_args(it);
+    }
     while let Some(arg) = it.next() {
         // Accept both `--flag value` and `--flag=value`.
         let (flag, inline) = match arg.split_once('=') {
@@ -295,6 +399,21 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
             "--allow-origin" => c.allow_origins.push(value),
             "--webhook-allow" => c.webhook_allow.push(value),
             "--redis" => c.redis = Some(parse_redis_url(&value).map_err(ArgError)?),
+            "--history-bytes" => c.history_bytes = num()? as usize,
+            "--max-history-bytes" => c.max_history_bytes = num()? as usize,
+            "--max-webhooks" => c.max_webhooks = num()? as usize,
+            "--deflate" => {
+                c.deflate = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => {
+                        return Err(ArgError(format!(
+                            "--deflate takes on or off, not {value:?}"
+                        )))
+                    }
+                }
+            }
+            "--token-secret" => c.token_secret = Some(TokenSecret::new(value.as_bytes())?),
             _ => return Err(ArgError(format!("unknown flag {arg:?}; see --help"))),
         }
     }
@@ -302,6 +421,60 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
         return Err(ArgError("intervals must be at least 1 ms".into()));
     }
     Ok(Cli::Run(Box::new(c)))
+}
+
+/// The flags of `pushwire token` (API.md section 8).
+fn parse_token_args(mut it: impl Iterator<Item = String>) -> Result<Cli, ArgError> {
+    let mut t = TokenRequest {
+        ttl: 3600,
+        ..TokenRequest::default()
+    };
+    let patterns = |flag: &str, v: &str| -> Result<Vec<String>, ArgError> {
+        let list: Vec<String> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        match list.iter().find(|p| !crate::wire::jwt::is_valid_pattern(p)) {
+            Some(bad) => Err(ArgError(format!(
+                "{flag}: {bad:?} is not a channel pattern (a name, a prefix ending in *, or *)"
+            ))),
+            None => Ok(list),
+        }
+    };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "--admin" {
+            t.admin = true;
+            continue;
+        }
+        if flag == "--help" || flag == "-h" {
+            return Ok(Cli::Help);
+        }
+        let value = match inline.or_else(|| it.next()) {
+            Some(v) => v,
+            None => return Err(ArgError(format!("token {flag} needs a value; see --help"))),
+        };
+        match flag.as_str() {
+            "--sub" => t.sub = Some(value),
+            "--subscribe" => t.subscribe = patterns("--subscribe", &value)?,
+            "--publish" => t.publish = patterns("--publish", &value)?,
+            "--ttl" => {
+                t.ttl = value.parse().map_err(|_| {
+                    ArgError(format!(
+                        "--ttl takes a whole number of seconds, not {value:?}"
+                    ))
+                })?
+            }
+            "--token-secret" => t.secret = Some(TokenSecret::new(value.as_bytes())?),
+            _ => return Err(ArgError(format!("unknown token flag {arg:?}; see --help"))),
+        }
+    }
+    Ok(Cli::Token(t))
 }
 
 /// `redis://HOST:PORT` (HOST an IP literal or localhost: no DNS on the loop).

@@ -57,10 +57,10 @@ impl Trace {
         };
         let text = String::from_utf8_lossy(head);
         let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
-        let first = lines.next().unwrap_or("");
-        let rest: Vec<&str> = lines.collect();
+        let first = redact_request_line(lines.next().unwrap_or(""));
+        let rest: Vec<std::borrow::Cow<'_, str>> = lines.map(redact_header).collect();
         if rest.is_empty() {
-            line(peer, dir, first);
+            line(peer, dir, &first);
         } else {
             line(peer, dir, &format!("{first} ({})", rest.join(", ")));
         }
@@ -118,6 +118,37 @@ impl Trace {
     }
 }
 
+/// A request line with any `access_token` value replaced by `…`: tokens
+/// never appear in the trace (API.md section 8).
+fn redact_request_line(first: &str) -> std::borrow::Cow<'_, str> {
+    let mut parts = first.splitn(3, ' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return first.into();
+    };
+    match crate::wire::bearer::redact_target(target) {
+        std::borrow::Cow::Borrowed(_) => first.into(),
+        std::borrow::Cow::Owned(t) => format!("{method} {t} {version}").into(),
+    }
+}
+
+/// A header line with the value of `Authorization` (and
+/// `Proxy-Authorization`) replaced.
+fn redact_header(h: &str) -> std::borrow::Cow<'_, str> {
+    let Some((name, value)) = h.split_once(':') else {
+        return h.into();
+    };
+    let name_trimmed = name.trim();
+    if name_trimmed.eq_ignore_ascii_case("authorization")
+        || name_trimmed.eq_ignore_ascii_case("proxy-authorization")
+    {
+        let shown = crate::wire::bearer::redact_authorization(value.trim());
+        format!("{name}: {shown}").into()
+    } else {
+        h.into()
+    }
+}
+
 /// `48656c6c6f "Hello"` (at most `PREVIEW` bytes, `...` when cut).
 pub fn preview(payload: &[u8]) -> String {
     let shown = &payload[..payload.len().min(PREVIEW)];
@@ -142,6 +173,23 @@ pub fn preview(payload: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tokens_are_redacted_from_heads() {
+        assert_eq!(
+            super::redact_request_line("GET /channels/a/events?access_token=eyJx.y.z&x=1 HTTP/1.1"),
+            "GET /channels/a/events?access_token=… HTTP/1.1".replace("… ", "…&x=1 ")
+        );
+        assert_eq!(
+            super::redact_request_line("GET /x HTTP/1.1"),
+            "GET /x HTTP/1.1"
+        );
+        assert_eq!(
+            super::redact_header("Authorization: Bearer eyJx.y.z"),
+            "Authorization: Bearer …"
+        );
+        assert_eq!(super::redact_header("Host: a"), "Host: a");
+    }
+
     #[test]
     fn preview_shows_hex_and_text() {
         assert_eq!(super::preview(b"Hello"), "48656c6c6f \"Hello\"");

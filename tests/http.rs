@@ -1458,7 +1458,7 @@ fn options_answers_204_with_allowed_methods_and_headers() {
         );
         assert_eq!(
             r.header("access-control-allow-headers"),
-            Some("Content-Type, Last-Event-ID"),
+            Some("Content-Type, Last-Event-ID, Authorization"),
             "OPTIONS {path}"
         );
         assert_eq!(

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::conn::{Kind, ParkedOn, SseSource, WsRole};
 use super::http::{self, decimal_param, Ctx, Flow};
-use super::{longpoll, redis, sse, webhooks, websocket, App, Io};
+use super::{access, longpoll, redis, sse, webhooks, websocket, App, Io};
 use crate::hub::{HubError, Stored};
 use crate::net::ConnId;
 use crate::wire::http1::Head;
@@ -285,6 +285,7 @@ pub fn events(
     ctx: Ctx<'_>,
     head: &Head<'_, '_>,
     name: &str,
+    grant: access::Grant,
 ) -> Flow {
     // The header wins when both are present: it is what a browser's
     // EventSource sends on its own reconnects (WHATWG HTML 9.2.3).
@@ -312,6 +313,7 @@ pub fn events(
     if !sse::start(app, io, id, ctx, SseSource::Channel(ch)) {
         return Flow::Done;
     }
+    access::arm_expiry(io, id, grant);
     if let Some(after) = last {
         let mut out = Vec::new();
         let c = app.hub.get(ch);
@@ -344,6 +346,7 @@ pub fn ws(
     ctx: Ctx<'_>,
     head: &Head<'_, '_>,
     name: &str,
+    grant: access::Grant,
 ) -> Flow {
     // API.md: a bad `after` is refused before any upgrade.
     let Ok(after) = decimal_param(head.query, "after") else {
@@ -358,6 +361,10 @@ pub fn ws(
     if !websocket::upgrade(app, io, id, ctx, head, WsRole::Channel(ch)) {
         return Flow::Done;
     }
+    if let Some(Kind::Ws(ws)) = io.state_mut(id).map(|s| &mut s.kind) {
+        ws.may_publish = grant.may_publish;
+    }
+    access::arm_expiry(io, id, grant);
     if let Some(after) = after {
         let c = app.hub.get(ch);
         let r = c.resume(after);

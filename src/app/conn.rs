@@ -48,6 +48,8 @@ pub enum Wait {
     /// Redis did not answer in time (a Redis connection), or a request
     /// held for a channel sync waited too long (503).
     Backplane,
+    /// The stream's token expires (API.md section 8).
+    TokenExpiry,
     /// No deadline applies (event streams, open WebSockets).
     None,
 }
@@ -179,6 +181,9 @@ pub struct WsSession {
     pub role: WsRole,
     /// A ping went out and no pong came back yet.
     pub awaiting_pong: bool,
+    /// Its text messages may be published (a channel's WebSocket whose
+    /// token has the publish right, or any without `--token-secret`).
+    pub may_publish: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

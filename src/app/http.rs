@@ -4,7 +4,7 @@
 
 use super::conn::{ChunkedBody, Kind, Reply, Wait, WsRole};
 use super::routes::{self, ChannelOp, Route, RouteError};
-use super::{channels, chat, jobs, set_wait, stats, webhooks, websocket, App, Io};
+use super::{access, channels, chat, jobs, set_wait, stats, webhooks, websocket, App, Io};
 use crate::net::{CloseReason, ConnId, Step};
 use crate::wire::chunked::{ChunkedDecoder, ChunkedError};
 use crate::wire::http1::{self, BodyFraming, Head, MAX_HEADERS};
@@ -293,7 +293,7 @@ fn dispatch(app: &mut App, io: &mut Io, id: ConnId, head: &Head<'_, '_>, body: &
             ("Access-Control-Allow-Methods", allow.as_str()),
             (
                 "Access-Control-Allow-Headers",
-                "Content-Type, Last-Event-ID",
+                "Content-Type, Last-Event-ID, Authorization",
             ),
             ("Access-Control-Max-Age", "600"),
         ];
@@ -319,6 +319,9 @@ fn dispatch(app: &mut App, io: &mut Io, id: ConnId, head: &Head<'_, '_>, body: &
         );
         return Flow::Done;
     }
+    let Some(grant) = access::check(app, io, id, ctx, head, &route) else {
+        return Flow::Done;
+    };
     match route {
         Route::Index => index(app, io, id, ctx, head),
         Route::Submit => jobs::submit(app, io, id, ctx, head),
@@ -330,9 +333,11 @@ fn dispatch(app: &mut App, io: &mut Io, id: ConnId, head: &Head<'_, '_>, body: &
             return channels::poll(app, io, id, ctx, head, &name)
         }
         Route::Channel(name, ChannelOp::Events) => {
-            return channels::events(app, io, id, ctx, head, &name)
+            return channels::events(app, io, id, ctx, head, &name, grant)
         }
-        Route::Channel(name, ChannelOp::Ws) => return channels::ws(app, io, id, ctx, head, &name),
+        Route::Channel(name, ChannelOp::Ws) => {
+            return channels::ws(app, io, id, ctx, head, &name, grant)
+        }
         Route::Sse => super::sse::clock(app, io, id, ctx, head),
         Route::Echo => {
             websocket::upgrade(app, io, id, ctx, head, WsRole::Echo);

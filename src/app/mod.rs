@@ -9,6 +9,7 @@
 //! | module           | what it does                                              |
 //! |------------------|-----------------------------------------------------------|
 //! | `http`           | HTTP/1.1 requests in, routed, answered                    |
+//! | `access`         | tokens: who may publish, subscribe, administer            |
 //! | `routes`         | the path table                                            |
 //! | `jobs`           | `POST /submit`, `GET /checkstatus` (short polling)        |
 //! | `longpoll`       | park, release, expire: every held request                 |
@@ -27,6 +28,7 @@
 //! explicitly (`channels::publish(app, io, ...)`), so a call names the file
 //! that defines it.
 
+pub mod access;
 pub mod channels;
 pub mod chat;
 pub mod conn;
@@ -203,6 +205,7 @@ impl net::App for App {
             }
             Wait::Client => webhook_client::timed_out(self, io, id),
             Wait::Backplane => redis::backplane_deadline(self, io, id),
+            Wait::TokenExpiry => access::expired(self, io, id),
             Wait::None => {}
         }
     }
@@ -351,6 +354,7 @@ mod tests {
                 close: CloseState::Open,
                 role,
                 awaiting_pong: false,
+                may_publish: true,
             }),
             wait: Wait::None,
         }

@@ -54,6 +54,7 @@ pub fn upgrade(
             close: CloseState::Open,
             role,
             awaiting_pong: false,
+            may_publish: true,
         });
     }
     // API.md: --idle-timeout-ms is for HTTP keep-alive only; an open
@@ -103,7 +104,7 @@ pub fn frame_step(app: &mut App, io: &mut Io, id: ConnId, buf: &mut [u8]) -> Ste
     // the handler can use the whole server (broadcasts reach other
     // connections). `MessageReader::new` does not allocate.
     let mut reader = std::mem::replace(&mut ws.reader, MessageReader::new(0));
-    let (role, state) = (ws.role, ws.close);
+    let (role, state, may_publish) = (ws.role, ws.close, ws.may_publish);
     let peer = io.peer(id);
     // For the trace: the header of the frame that starts here, if any.
     let header = match app.trace.on && reader.at_frame_start() {
@@ -146,7 +147,7 @@ pub fn frame_step(app: &mut App, io: &mut Io, id: ConnId, buf: &mut [u8]) -> Ste
                 let payload = if close.is_empty() { payload } else { &close };
                 app.trace.frame(peer, "->", &h, payload);
             }
-            message(app, io, id, role, state, msg);
+            message(app, io, id, (role, state, may_publish), msg);
             Step::Consumed(n)
         }
     };
@@ -160,8 +161,7 @@ fn message(
     app: &mut App,
     io: &mut Io,
     id: ConnId,
-    role: WsRole,
-    state: CloseState,
+    (role, state, may_publish): (WsRole, CloseState, bool),
     msg: Message<'_>,
 ) {
     match msg {
@@ -182,7 +182,17 @@ fn message(
         Message::Text(t) => match role {
             WsRole::Echo => send(app, io, id, opcode::TEXT, t.as_bytes()),
             WsRole::Chat => chat::say(app, io, id, t),
-            WsRole::Channel(ch) => channels::ws_publish(app, io, id, ch, t),
+            WsRole::Channel(ch) => {
+                if may_publish {
+                    channels::ws_publish(app, io, id, ch, t)
+                } else {
+                    // API.md section 8: a subscriber without the publish
+                    // right that sends a text message is closed with 1008.
+                    io.set_close_reason(id, CloseReason::Protocol);
+                    let reason = "this token does not allow publishing";
+                    close(app, io, id, ws_close::POLICY, reason, true)
+                }
+            }
         },
         Message::Binary(b) => match role {
             WsRole::Echo => send(app, io, id, opcode::BINARY, b),

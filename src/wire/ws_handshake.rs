@@ -30,6 +30,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 use super::http1::{write_header, write_status_line, Head};
+use super::ws_deflate::{self, Agreed};
 
 /// The GUID every WebSocket server appends to the key (section 1.3).
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -135,10 +136,34 @@ pub fn accept_key(key: &str) -> String {
 /// Appends the whole `101 Switching Protocols` answer (section 4.2.2 item 5).
 /// After its last CRLF the connection speaks frames.
 pub fn write_101(out: &mut Vec<u8>, key: &str) {
+    write_101_with_extensions(out, key, None);
+}
+
+/// The compression the request offers that the server accepts, if any:
+/// every `Sec-WebSocket-Extensions` line, in order (RFC 7692 section 5; see
+/// `ws_deflate::negotiate`). `None` means an uncompressed connection, never
+/// a failed handshake.
+pub fn deflate_offer(head: &Head<'_, '_>) -> Option<Agreed> {
+    ws_deflate::negotiate(head.values("sec-websocket-extensions"))
+}
+
+/// [`write_101`], plus `Sec-WebSocket-Extensions` naming the accepted
+/// `permessage-deflate` parameters when `deflate` is given (section 4.2.2
+/// item 5: the server lists the extensions it accepts, section 9.1; RFC 7692
+/// section 5: one element for the accepted offer). Without it the bytes are
+/// exactly `write_101`'s.
+pub fn write_101_with_extensions(out: &mut Vec<u8>, key: &str, deflate: Option<&Agreed>) {
     write_status_line(out, 101);
     write_header(out, "Upgrade", b"websocket");
     write_header(out, "Connection", b"Upgrade");
     write_header(out, "Sec-WebSocket-Accept", accept_key(key).as_bytes());
+    if let Some(agreed) = deflate {
+        // Written in place rather than through `write_header`: the value is
+        // built from constants and one digit pair, never from the request.
+        out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        agreed.write_response(out);
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -178,6 +203,53 @@ mod tests {
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
         );
+    }
+
+    fn head_of(req: &str) -> Option<Agreed> {
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match parse_head(req.as_bytes(), &mut h, 4096) {
+            Ok(Status::Complete((head, _))) => deflate_offer(&head),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_extensions_the_101_is_write_101s() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write_101(&mut a, "dGhlIHNhbXBsZSBub25jZQ==");
+        write_101_with_extensions(&mut b, "dGhlIHNhbXBsZSBub25jZQ==", None);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn deflate_offer_over_two_lines_and_its_101() {
+        let req = GOOD.replace(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: x-foo; a=1\r\n\
+             sec-websocket-extensions: permessage-deflate; server_max_window_bits=10\r\n",
+        );
+        let agreed = head_of(&req).unwrap();
+        let key = check(&req).unwrap();
+        let mut out = Vec::new();
+        write_101_with_extensions(&mut out, &key, Some(&agreed));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+             client_no_context_takeover; server_max_window_bits=10\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn no_or_unusable_offer_means_no_compression() {
+        assert_eq!(head_of(GOOD), None);
+        let req = GOOD.replace(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; foo\r\n",
+        );
+        assert_eq!(head_of(&req), None);
+        assert!(check(&req).is_ok());
     }
 
     #[test]

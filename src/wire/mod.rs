@@ -37,6 +37,7 @@ pub mod sse;
 pub mod url;
 pub mod utf8;
 pub mod ws_close;
+pub mod ws_deflate;
 pub mod ws_frame;
 pub mod ws_handshake;
 

@@ -163,6 +163,8 @@ pub enum ParkedOn {
 /// An open `text/event-stream` response.
 pub struct SseStream {
     pub source: SseSource,
+    /// A replay under way: the last id sent (see `channels::replay`).
+    pub replay: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +186,8 @@ pub struct WsSession {
     /// Its text messages may be published (a channel's WebSocket whose
     /// token has the publish right, or any without `--token-secret`).
     pub may_publish: bool,
+    /// A replay under way: the last id sent (see `channels::replay`).
+    pub replay: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

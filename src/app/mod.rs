@@ -101,9 +101,17 @@ impl App {
             trace: Trace::new(cfg.trace),
             stats: stats::Stats::default(),
             jobs: Jobs::new(cfg.max_jobs),
-            hub: match cfg.redis {
-                Some(_) => Hub::mirrored(cfg.history, cfg.max_channels),
-                None => Hub::new(cfg.history, cfg.max_channels),
+            hub: {
+                let limits = crate::hub::Limits {
+                    messages: cfg.history,
+                    bytes: cfg.history_bytes,
+                    total_bytes: cfg.max_history_bytes,
+                    channels: cfg.max_channels,
+                };
+                match cfg.redis {
+                    Some(_) => Hub::mirrored(limits),
+                    None => Hub::new(limits),
+                }
             },
             webhooks: Webhooks::new(),
             redis: cfg.redis.map(redis::Redis::new),
@@ -214,6 +222,10 @@ impl net::App for App {
         websocket::cut_slow(self, io, id);
     }
 
+    fn drained(&mut self, io: &mut Io, id: ConnId) {
+        channels::replay(self, io, id);
+    }
+
     fn stopped(&mut self, io: &mut Io, id: ConnId) {
         if let Some(s) = io.state(id) {
             let groups = Membership::of(&s.kind);
@@ -297,7 +309,10 @@ impl Membership {
 fn leave(app: &mut App, io: &mut Io, id: ConnId, groups: Membership) {
     match groups {
         Membership::Chat => chat::leave(app, io, id),
-        Membership::Channel(ch) => app.hub.unsubscribe(ch, id),
+        Membership::Channel(ch) => {
+            app.hub.unsubscribe(ch, id);
+            app.hub.release_if_unused(ch);
+        }
         Membership::JobWaiter(job) => {
             if let Some(j) = app.jobs.get_mut(job) {
                 j.waiters.retain(|&w| w != id);
@@ -355,6 +370,7 @@ mod tests {
                 role,
                 awaiting_pong: false,
                 may_publish: true,
+                replay: None,
             }),
             wait: Wait::None,
         }

@@ -218,6 +218,8 @@ pub fn publish(
         waiter,
     };
     if redis_conn::command(app, io, &args, pending) {
+        // The channel's slot stays while the reply is awaited.
+        app.hub.get_mut(ch).pending += 1;
         Ok(())
     } else {
         Err(())
@@ -335,6 +337,8 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
     match pending {
         Pending::Ping => {}
         Pending::Publish { ch, data, waiter } => {
+            let c = app.hub.get_mut(ch);
+            c.pending = c.pending.saturating_sub(1);
             let answer = match v {
                 Value::Integer(id) => Ok(id),
                 Value::Error(e) => Err(e),
@@ -357,6 +361,7 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
             if let Some(waiter) = waiter {
                 finish_held_publish(app, io, waiter, answer.ok());
             }
+            app.hub.release_if_unused(ch);
         }
         Pending::Sync(ch) => apply_sync(app, io, ch, &v),
     }
@@ -365,12 +370,19 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
 /// A command's reply will never come (the connection failed).
 pub fn abandoned(app: &mut App, io: &mut Io, pending: Pending) {
     match pending {
-        Pending::Publish {
-            waiter: Some(waiter),
-            ..
-        } => finish_held_publish(app, io, waiter, None),
-        Pending::Publish { waiter: None, .. } | Pending::Ping => {}
-        Pending::Sync(ch) => app.hub.get_mut(ch).syncing = false,
+        Pending::Publish { ch, waiter, .. } => {
+            let c = app.hub.get_mut(ch);
+            c.pending = c.pending.saturating_sub(1);
+            if let Some(waiter) = waiter {
+                finish_held_publish(app, io, waiter, None);
+            }
+            app.hub.release_if_unused(ch);
+        }
+        Pending::Ping => {}
+        Pending::Sync(ch) => {
+            app.hub.get_mut(ch).syncing = false;
+            app.hub.release_if_unused(ch);
+        }
     }
 }
 
@@ -382,21 +394,29 @@ fn apply_sync(app: &mut App, io: &mut Io, ch: usize, v: &Value) {
             app.hub.get(ch).name,
             resp::describe(v)
         );
+        app.hub.release_if_unused(ch);
         return;
     };
     let fresh = app.hub.sync_from(ch, last_id, log);
     for m in fresh {
         channels::deliver(app, io, ch, m);
     }
+    let mut resumed = false;
     for id in std::mem::take(&mut app.hub.get_mut(ch).waiting) {
         if io.get(id).is_some() {
             set_wait(io, id, Wait::KeepAlive, Some(app.cfg.idle_timeout));
             io.resume(id);
+            resumed = true;
         }
     }
     let c = app.hub.get(ch);
     if c.seen_while_syncing > c.last_id {
         sync(app, io, ch);
+    }
+    // The requests resumed above run again and find the channel synced;
+    // released now, it would be made anew, unsynced, and held again.
+    if !resumed {
+        app.hub.release_if_unused(ch);
     }
 }
 

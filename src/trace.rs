@@ -6,8 +6,13 @@
 //! 127.0.0.1:50312 <- HTTP/1.1 101 Switching Protocols
 //! 127.0.0.1:50312 -> frame FIN=1 RSV=000 op=text(0x1) MASK=1 key=37fa213d len=5 (7-bit) | 7f9f4d5158 "Hello"
 //! 127.0.0.1:50312 <- frame FIN=1 RSV=000 op=text(0x1) MASK=0 len=5 (7-bit) | 48656c6c6f "Hello"
+//! 127.0.0.1:50312 <- frame FIN=1 RSV=100 op=text(0x1) MASK=0 len=21 (7-bit) | deflate 21 B, inflated 300 B: 7b226964223a312c... "{"id":1,..."
 //! 127.0.0.1:50312 .. long poll parked on job:3
 //! ```
+//!
+//! A compressed message (RSV1, `permessage-deflate`) shows its header as
+//! it was on the wire (`len` is the compressed size), both sizes, and the
+//! first bytes of the inflated message.
 //!
 //! `->` is from the peer, `<-` to the peer, `..` an event of the connection.
 //! When `--trace` is off every call returns after one branch: no formatting,
@@ -66,42 +71,74 @@ impl Trace {
         }
     }
 
-    /// A WebSocket frame: the header field by field, then the first payload
-    /// bytes in hex and as text.
-    pub fn frame(self, peer: Option<SocketAddr>, dir: &str, h: &FrameHeader, payload: &[u8]) {
+    /// A WebSocket frame: the header (of `header_len` bytes on the wire)
+    /// field by field, then the first payload bytes in hex and as text.
+    pub fn frame(
+        self,
+        peer: Option<SocketAddr>,
+        dir: &str,
+        h: &FrameHeader,
+        header_len: usize,
+        payload: &[u8],
+    ) {
         if let (true, Some(peer)) = (self.on, peer) {
             line(
                 peer,
                 dir,
-                &format!("frame {} | {}", ws_frame::describe(h), preview(payload)),
+                &format!(
+                    "frame {} | {}",
+                    ws_frame::describe(h, header_len),
+                    preview(payload)
+                ),
             );
         }
     }
 
-    /// A frame we send, described from its parts.
-    pub fn sent_frame(self, peer: Option<SocketAddr>, op: u8, payload: &[u8]) {
-        if self.on {
-            let h = FrameHeader {
-                fin: true,
-                rsv: 0,
-                opcode: op,
-                mask: None,
-                payload_len: payload.len() as u64,
-            };
-            self.frame(peer, "<-", &h, payload);
+    /// A compressed message's (last) frame: the header as on the wire, the
+    /// compressed size of the whole message and its inflated size, then
+    /// the first inflated bytes.
+    pub fn compressed_frame(
+        self,
+        peer: Option<SocketAddr>,
+        dir: &str,
+        h: &FrameHeader,
+        header_len: usize,
+        compressed_len: usize,
+        inflated: &[u8],
+    ) {
+        if let (true, Some(peer)) = (self.on, peer) {
+            line(
+                peer,
+                dir,
+                &compressed_text(h, header_len, compressed_len, inflated),
+            );
         }
     }
 
-    /// Frames we send that are already encoded (a broadcast, a replay): each
-    /// header decoded again, so the trace shows exactly what leaves.
-    pub fn encoded_frames(self, peer: Option<SocketAddr>, mut bytes: &[u8]) {
-        if !self.on {
-            return;
-        }
-        while let Ok(crate::wire::Status::Complete((h, n))) = ws_frame::parse_header(bytes) {
-            let end = (n as u64 + h.payload_len).min(bytes.len() as u64) as usize;
-            self.frame(peer, "<-", &h, &bytes[n..end]);
-            bytes = &bytes[end..];
+    /// A frame we send, described from its parts: `wire_len` payload bytes
+    /// on the wire; with `rsv1`, those are `payload` compressed.
+    pub fn sent_frame(
+        self,
+        peer: Option<SocketAddr>,
+        op: u8,
+        rsv1: bool,
+        wire_len: usize,
+        payload: &[u8],
+    ) {
+        if self.on {
+            let h = FrameHeader {
+                fin: true,
+                rsv: if rsv1 { ws_frame::RSV1 } else { 0 },
+                opcode: op,
+                mask: None,
+                payload_len: wire_len as u64,
+            };
+            let hl = ws_frame::header_len(h.payload_len, false);
+            if rsv1 {
+                self.compressed_frame(peer, "<-", &h, hl, wire_len, payload);
+            } else {
+                self.frame(peer, "<-", &h, hl, payload);
+            }
         }
     }
 
@@ -116,6 +153,21 @@ impl Trace {
             );
         }
     }
+}
+
+/// `frame FIN=1 RSV=100 ... len=7 (7-bit) | deflate 7 B, inflated 5 B: ...`.
+fn compressed_text(
+    h: &FrameHeader,
+    header_len: usize,
+    compressed_len: usize,
+    inflated: &[u8],
+) -> String {
+    format!(
+        "frame {} | deflate {compressed_len} B, inflated {} B: {}",
+        ws_frame::describe(h, header_len),
+        inflated.len(),
+        preview(inflated)
+    )
 }
 
 /// A request line with any `access_token` value replaced by `…`: tokens
@@ -188,6 +240,23 @@ mod tests {
             "Authorization: Bearer …"
         );
         assert_eq!(super::redact_header("Host: a"), "Host: a");
+    }
+
+    #[test]
+    fn a_compressed_frame_shows_rsv1_and_both_sizes() {
+        // RFC 7692 section 7.2.3.1: "Hello" in 7 compressed bytes.
+        let h = crate::wire::ws_frame::FrameHeader {
+            fin: true,
+            rsv: crate::wire::ws_frame::RSV1,
+            opcode: 1,
+            mask: None,
+            payload_len: 7,
+        };
+        assert_eq!(
+            super::compressed_text(&h, 2, 7, b"Hello"),
+            "frame FIN=1 RSV=100 op=text(0x1) MASK=0 len=7 (7-bit) \
+             | deflate 7 B, inflated 5 B: 48656c6c6f \"Hello\""
+        );
     }
 
     #[test]

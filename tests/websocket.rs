@@ -11,8 +11,8 @@
 mod common;
 
 use common::ws::{
-    close_payload, frame, raw_frame, MASK, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-    RFC_ACCEPT, RFC_KEY,
+    close_payload, deflate_message, frame, inflate_message, json_text, raw_frame, MASK, OP_BINARY,
+    OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RFC_ACCEPT, RFC_KEY,
 };
 use common::{find, wait_for, Server};
 use std::io::{ErrorKind, Read, Write};
@@ -165,13 +165,27 @@ fn upgrade(
     s.write_all(upgrade_request(server, method, path, headers).as_bytes())
         .unwrap();
     let (head, rest) = read_head(&mut s).expect("an answer to the upgrade request");
-    (head, Raw { s, buf: rest })
+    // RFC 7692: RSV1 may mark the server's compressed messages only when
+    // the 101 accepted the extension.
+    let deflate = head
+        .header("sec-websocket-extensions")
+        .is_some_and(|v| v.starts_with("permessage-deflate"));
+    (
+        head,
+        Raw {
+            s,
+            buf: rest,
+            deflate,
+        },
+    )
 }
 
 /// A raw WebSocket connection.
 struct Raw {
     s: TcpStream,
     buf: Vec<u8>,
+    /// The 101 accepted `permessage-deflate`.
+    deflate: bool,
 }
 
 impl Raw {
@@ -255,7 +269,15 @@ impl Raw {
             payload: self.buf[hdr..hdr + len].to_vec(),
         };
         self.buf.drain(..hdr + len);
-        assert_eq!(f.rsv, 0, "server frame with RSV bits: {f:?}");
+        // RFC 7692 section 6: RSV1 only with the extension, and only on the
+        // first frame of a data message (which is all the server sends:
+        // it never fragments).
+        let compressed_data =
+            self.deflate && f.rsv == 0b100 && matches!(f.opcode, OP_TEXT | OP_BINARY);
+        assert!(
+            f.rsv == 0 || compressed_data,
+            "server frame with RSV bits: {f:?}"
+        );
         if f.opcode >= 8 {
             assert!(
                 f.fin && f.payload.len() <= 125,
@@ -272,8 +294,17 @@ impl Raw {
     /// Reads one complete data message (reassembling fragments, skipping
     /// server pings): (opcode, payload).
     fn read_message(&mut self) -> (u8, Vec<u8>) {
+        let (op, data, _) = self.read_message_deflate();
+        (op, data)
+    }
+
+    /// [`Self::read_message`], inflating a compressed message (RSV1 on its
+    /// first frame, RFC 7692 section 7.2.2); the third value is its
+    /// compressed size, `None` when it came uncompressed.
+    fn read_message_deflate(&mut self) -> (u8, Vec<u8>, Option<usize>) {
         let mut op = None;
         let mut data = Vec::new();
+        let mut compressed = false;
         loop {
             let f = self.expect_frame();
             match f.opcode {
@@ -286,11 +317,16 @@ impl Raw {
                         "server interleaved a new message into a fragmented one"
                     );
                     op = Some(o);
+                    compressed = f.rsv == 0b100;
                 }
             }
             data.extend_from_slice(&f.payload);
             if f.fin {
-                return (op.unwrap(), data);
+                if compressed {
+                    let n = data.len();
+                    return (op.unwrap(), inflate_message(&data), Some(n));
+                }
+                return (op.unwrap(), data, None);
             }
         }
     }
@@ -1468,4 +1504,448 @@ fn close_timeout_flag_bounds_the_wait_for_the_peers_close() {
             "--close-timeout-ms {ms}: TCP ended after {waited} ms"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Compression: permessage-deflate (RFC 7692), API.md section 2
+// ---------------------------------------------------------------------------
+
+/// What Chrome and Firefox offer.
+const BROWSER_OFFER: &str = "permessage-deflate; client_max_window_bits";
+/// What the server always answers (both sides without context takeover).
+const ANSWER: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+/// A masked client frame with RSV1 set (a compressed message's first
+/// frame).
+fn rsv1_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    raw_frame(if fin { 0x80 } else { 0 } | 0x40 | opcode, payload)
+}
+
+/// Opens `path` offering `permessage-deflate` as browsers do, asserting
+/// the server accepted it.
+fn open_deflate(server: &Server, path: &str) -> Raw {
+    let (head, raw) = upgrade(
+        server,
+        "GET",
+        path,
+        &[("Sec-WebSocket-Extensions", Some(BROWSER_OFFER))],
+    );
+    assert_eq!(head.status, 101, "{head:?}");
+    assert_eq!(head.header("sec-websocket-extensions"), Some(ANSWER));
+    raw
+}
+
+/// The `VmHWM` (peak resident memory) of a process, in kB.
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn deflate_offer_is_answered_in_the_101() {
+    let server = Server::start(&[]);
+    for path in ["/echo", "/", "/channels/news/ws"] {
+        let (head, _) = upgrade(
+            &server,
+            "GET",
+            path,
+            &[("Sec-WebSocket-Extensions", Some(BROWSER_OFFER))],
+        );
+        assert_eq!(head.status, 101, "{path}");
+        assert_eq!(
+            head.header("sec-websocket-extensions"),
+            Some(ANSWER),
+            "{path}"
+        );
+    }
+    // An offer that limits our window is accepted by echoing the limit
+    // (RFC 7692 section 7.1.2.1).
+    let (head, _) = upgrade(
+        &server,
+        "GET",
+        "/echo",
+        &[(
+            "Sec-WebSocket-Extensions",
+            Some("permessage-deflate; server_max_window_bits=10"),
+        )],
+    );
+    assert_eq!(
+        head.header("sec-websocket-extensions"),
+        Some(format!("{ANSWER}; server_max_window_bits=10").as_str())
+    );
+    // No offer: no extension.
+    let (head, _) = upgrade(&server, "GET", "/echo", &[]);
+    assert_eq!(head.status, 101);
+    assert_eq!(head.header("sec-websocket-extensions"), None);
+}
+
+#[test]
+fn deflate_malformed_offer_declines_the_extension_not_the_upgrade() {
+    let server = Server::start(&[]);
+    for offer in [
+        "permessage-deflate; server_max_window_bits=7",
+        "permessage-deflate; client_max_window_bits=16",
+        "permessage-deflate; no_such_param",
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        "x-webkit-deflate-frame",
+    ] {
+        let (head, mut raw) = upgrade(
+            &server,
+            "GET",
+            "/echo",
+            &[("Sec-WebSocket-Extensions", Some(offer))],
+        );
+        assert_eq!(head.status, 101, "{offer}");
+        assert_eq!(head.header("sec-websocket-extensions"), None, "{offer}");
+        raw.assert_echo("plain, then");
+    }
+}
+
+#[test]
+fn deflate_off_names_no_extension_and_rsv1_is_1002() {
+    let server = Server::start(&["--deflate", "off"]);
+    let (head, mut raw) = upgrade(
+        &server,
+        "GET",
+        "/echo",
+        &[("Sec-WebSocket-Extensions", Some(BROWSER_OFFER))],
+    );
+    assert_eq!(head.status, 101);
+    assert_eq!(head.header("sec-websocket-extensions"), None);
+    // RSV1 without the extension (RFC 6455 section 5.2).
+    raw.send(&rsv1_frame(true, OP_TEXT, &deflate_message(b"Hello")));
+    raw.expect_fail(&[1002]);
+}
+
+#[test]
+fn deflate_echo_compresses_both_ways() {
+    let server = Server::start(&[]);
+    let mut raw = open_deflate(&server, "/echo");
+    let text = json_text(1024);
+    // RFC 7692 section 7.2.3.1: "Hello" as 7 compressed bytes.
+    raw.send(&rsv1_frame(
+        true,
+        OP_TEXT,
+        &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+    ));
+    // Short: echoed uncompressed (below the server's threshold).
+    assert_eq!(
+        raw.read_message_deflate(),
+        (OP_TEXT, b"Hello".to_vec(), None)
+    );
+    // 1 KiB of JSON, compressed: echoed compressed, and smaller.
+    let z = deflate_message(text.as_bytes());
+    raw.send(&rsv1_frame(true, OP_TEXT, &z));
+    let (op, data, compressed) = raw.read_message_deflate();
+    assert_eq!(
+        (op, String::from_utf8(data).unwrap()),
+        (OP_TEXT, text.clone())
+    );
+    let n = compressed.expect("a 1 KiB JSON echo comes back compressed");
+    assert!(
+        n < text.len() / 2,
+        "{n} compressed bytes for {}",
+        text.len()
+    );
+    // Uncompressed from the client on a compressed connection: a plain
+    // message (RSV1 is per message), answered compressed.
+    raw.send(&frame(true, OP_TEXT, text.as_bytes()));
+    let (_, data, compressed) = raw.read_message_deflate();
+    assert_eq!(data, text.as_bytes());
+    assert!(compressed.is_some());
+    // Binary too; incompressible bytes go back uncompressed.
+    let mut x = 0x9e3779b97f4a7c15u64;
+    let noise: Vec<u8> = (0..2000)
+        .map(|_| {
+            // xorshift64: bytes deflate cannot shrink
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    raw.send(&rsv1_frame(true, OP_BINARY, &deflate_message(&noise)));
+    let (op, data, compressed) = raw.read_message_deflate();
+    assert_eq!((op, data.len(), compressed), (OP_BINARY, noise.len(), None));
+    assert_eq!(data, noise);
+    // An empty compressed message (RFC 7692 section 7.2.3.6: one 0x00).
+    raw.send(&rsv1_frame(true, OP_TEXT, &[0x00]));
+    assert_eq!(raw.read_message(), (OP_TEXT, Vec::new()));
+    // Control frames stay uncompressed both ways.
+    raw.send(&frame(true, OP_PING, &[b'p'; 100]));
+    let f = raw.expect_frame();
+    assert_eq!((f.opcode, f.rsv, f.payload.len()), (OP_PONG, 0, 100));
+}
+
+#[test]
+fn deflate_echo_with_a_limited_server_window() {
+    let server = Server::start(&[]);
+    for bits in [8u8, 9, 12, 15] {
+        let offer = format!("permessage-deflate; server_max_window_bits={bits}");
+        let (head, mut raw) = upgrade(
+            &server,
+            "GET",
+            "/echo",
+            &[("Sec-WebSocket-Extensions", Some(offer.as_str()))],
+        );
+        assert_eq!(head.status, 101);
+        assert!(head
+            .header("sec-websocket-extensions")
+            .unwrap()
+            .ends_with(&format!("server_max_window_bits={bits}")));
+        let text = json_text(5000);
+        raw.send(&rsv1_frame(
+            true,
+            OP_TEXT,
+            &deflate_message(text.as_bytes()),
+        ));
+        let (_, data, compressed) = raw.read_message_deflate();
+        assert!(compressed.is_some(), "{bits} bits");
+        assert_eq!(data, text.as_bytes(), "{bits} bits");
+    }
+}
+
+#[test]
+fn deflate_fragmented_message_with_a_ping_between() {
+    let server = Server::start(&[]);
+    let mut raw = open_deflate(&server, "/echo");
+    let text = json_text(3000);
+    let z = deflate_message(text.as_bytes());
+    let (a, rest) = z.split_at(z.len() / 3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    // RSV1 on the first frame only (RFC 7692 section 6.1).
+    let mut w = rsv1_frame(false, OP_TEXT, a);
+    w.extend(frame(false, OP_CONT, b));
+    w.extend(frame(true, OP_PING, b"between"));
+    w.extend(frame(true, OP_CONT, c));
+    // Byte by byte, as a slow network would deliver it.
+    for chunk in w.chunks(7) {
+        raw.send(chunk);
+    }
+    let f = raw.expect_frame();
+    assert_eq!((f.opcode, f.payload.as_slice()), (OP_PONG, &b"between"[..]));
+    assert_eq!(raw.read_message().1, text.as_bytes());
+}
+
+#[test]
+fn deflate_bomb_is_1009_before_the_memory_is_spent() {
+    let server = Server::start(&["--max-message-bytes", "1048576"]);
+    let mut raw = open_deflate(&server, "/echo");
+    raw.assert_echo("warm");
+    let before = peak_rss_kb(server.pid());
+    // 64 MiB of zeros: about 64 kB compressed, 64 times the limit inflated.
+    let bomb = deflate_message(&vec![0u8; 64 << 20]);
+    assert!(bomb.len() < 100_000, "{} bytes", bomb.len());
+    raw.send(&rsv1_frame(true, OP_BINARY, &bomb));
+    raw.expect_fail(&[1009]);
+    let after = peak_rss_kb(server.pid());
+    assert!(
+        after < before + 8 * 1024,
+        "peak RSS went from {before} kB to {after} kB inflating a bomb"
+    );
+    // A few kB that pass the limit: the same.
+    let mut raw = open_deflate(&server, "/echo");
+    let small = deflate_message(&vec![b'a'; 4 << 20]);
+    assert!(small.len() < 8192, "{} bytes", small.len());
+    raw.send(&rsv1_frame(true, OP_TEXT, &small));
+    raw.expect_fail(&[1009]);
+    assert_echo_works(&server);
+}
+
+#[test]
+fn deflate_rsv1_on_a_continuation_frame_is_1002() {
+    let server = Server::start(&[]);
+    let mut raw = open_deflate(&server, "/echo");
+    let z = deflate_message(json_text(500).as_bytes());
+    let mut w = rsv1_frame(false, OP_TEXT, &z[..10]);
+    w.extend(rsv1_frame(true, OP_CONT, &z[10..]));
+    raw.send(&w);
+    raw.expect_fail(&[1002]);
+}
+
+#[test]
+fn deflate_rsv1_on_a_control_frame_is_1002() {
+    let server = Server::start(&[]);
+    for op in [OP_PING, OP_PONG, OP_CLOSE] {
+        let mut raw = open_deflate(&server, "/echo");
+        raw.send(&rsv1_frame(true, op, b""));
+        raw.expect_fail(&[1002]);
+    }
+}
+
+#[test]
+fn deflate_rsv2_and_rsv3_are_still_1002() {
+    let server = Server::start(&[]);
+    for rsv in [0x20u8, 0x10, 0x60] {
+        let mut raw = open_deflate(&server, "/echo");
+        raw.send(&raw_frame(0x80 | rsv | OP_TEXT, b"hello"));
+        raw.expect_fail(&[1002]);
+    }
+}
+
+#[test]
+fn deflate_corrupt_data_is_1002_and_bad_utf8_inside_is_1007() {
+    let server = Server::start(&[]);
+    let mut raw = open_deflate(&server, "/echo");
+    // 0xff: a final block of the reserved type 3.
+    raw.send(&rsv1_frame(true, OP_BINARY, &[0xff, 0xff, 0xff, 0xff]));
+    raw.expect_fail(&[1002]);
+    let mut raw = open_deflate(&server, "/echo");
+    raw.send(&rsv1_frame(
+        true,
+        OP_TEXT,
+        &deflate_message(b"ok \xc0\xaf not UTF-8"),
+    ));
+    raw.expect_fail(&[1007]);
+    assert_echo_works(&server);
+}
+
+#[test]
+fn deflate_channel_subscribers_each_get_their_form_of_the_same_message() {
+    let server = Server::start(&[]);
+    let mut z1 = open_deflate(&server, "/channels/feed/ws");
+    let mut z2 = open_deflate(&server, "/channels/feed/ws");
+    let mut plain = Raw::open(&server, "/channels/feed/ws");
+    let data = json_text(1024);
+    assert_eq!(server.post("/channels/feed", data.as_bytes()).status, 201);
+    let (_, p, none) = plain.read_message_deflate();
+    assert_eq!(none, None);
+    let expect = String::from_utf8(p).unwrap();
+    assert!(
+        expect.starts_with("{\"id\":1,\"data\":\"[{\\\"user\\\""),
+        "{expect}"
+    );
+    for sub in [&mut z1, &mut z2] {
+        let (op, got, compressed) = sub.read_message_deflate();
+        assert_eq!(op, OP_TEXT);
+        assert!(compressed.is_some(), "a 1 KiB message comes compressed");
+        assert_eq!(String::from_utf8(got).unwrap(), expect);
+    }
+    // A compressed subscriber's own message is published to everyone.
+    z1.send(&rsv1_frame(
+        true,
+        OP_TEXT,
+        &deflate_message(data.as_bytes()),
+    ));
+    for sub in [&mut z1, &mut z2, &mut plain] {
+        let (_, got, _) = sub.read_message_deflate();
+        assert!(String::from_utf8(got).unwrap().starts_with("{\"id\":2,"));
+    }
+    // A short message travels uncompressed.
+    assert_eq!(server.post("/channels/feed", b"hi").status, 201);
+    assert_eq!(
+        z2.read_message_deflate(),
+        (OP_TEXT, b"{\"id\":3,\"data\":\"hi\"}".to_vec(), None)
+    );
+    // A replay on a compressed connection is compressed too.
+    let mut late = open_deflate(&server, "/channels/feed/ws?after=0");
+    let (_, first, compressed) = late.read_message_deflate();
+    assert!(compressed.is_some());
+    assert_eq!(String::from_utf8(first).unwrap(), expect);
+}
+
+#[test]
+fn deflate_chat_members_receive_compressed_lines() {
+    let server = Server::start(&[]);
+    let mut a = open_deflate(&server, "/");
+    let port_a = a.s.local_addr().unwrap().port();
+    assert_eq!(
+        a.read_message().1,
+        format!("User{port_a} joined").as_bytes()
+    );
+    let mut b = Raw::open(&server, "/");
+    a.read_message(); // b joined
+    b.read_message();
+    let text = json_text(600);
+    a.send(&rsv1_frame(
+        true,
+        OP_TEXT,
+        &deflate_message(text.as_bytes()),
+    ));
+    let line = format!("User{port_a}: {text}");
+    let (_, got, compressed) = a.read_message_deflate();
+    assert!(compressed.is_some());
+    assert_eq!(String::from_utf8(got).unwrap(), line);
+    let (_, got, compressed) = b.read_message_deflate();
+    assert_eq!(compressed, None, "b did not offer compression");
+    assert_eq!(String::from_utf8(got).unwrap(), line);
+}
+
+#[test]
+fn deflate_trace_shows_rsv1_and_both_sizes() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushwire"))
+        .args(["--addr", "127.0.0.1:0", "--trace"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: {BROWSER_OFFER}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let (head, rest) = read_head(&mut s).unwrap();
+    assert_eq!(head.status, 101);
+    let mut raw = Raw {
+        s,
+        buf: rest,
+        deflate: true,
+    };
+    let text = json_text(1024);
+    let z = deflate_message(text.as_bytes());
+    raw.send(&rsv1_frame(true, OP_TEXT, &z));
+    let (_, _, back) = raw.read_message_deflate();
+    let back = back.unwrap();
+    // A 5-byte message sent in the 16-bit length form (legal, not minimal).
+    let mut odd = vec![0x81u8, 0x80 | 126, 0, 5];
+    odd.extend_from_slice(&MASK);
+    odd.extend(b"Hello".iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    raw.send(&odd);
+    raw.read_message();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = child.wait();
+    let sizes_in = format!("deflate {} B, inflated {} B", z.len(), text.len());
+    let sizes_out = format!("deflate {back} B, inflated {} B", text.len());
+    assert!(
+        err.contains("Sec-WebSocket-Extensions: permessage-deflate"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("-> frame FIN=1 RSV=100 op=text") && l.contains(&sizes_in)),
+        "no incoming compressed frame with '{sizes_in}' in:\n{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("<- frame FIN=1 RSV=100 op=text") && l.contains(&sizes_out)),
+        "no outgoing compressed frame with '{sizes_out}' in:\n{err}"
+    );
+    assert!(
+        err.contains("len=5 (16-bit)"),
+        "the length form on the wire is not shown:\n{err}"
+    );
 }

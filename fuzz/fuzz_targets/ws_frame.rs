@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(h.fin && h.payload_len <= ws_frame::MAX_CONTROL_PAYLOAD);
             }
             // The trace line must not panic, whatever the header.
-            let _ = ws_frame::describe(&h);
+            let _ = ws_frame::describe(&h, n);
 
             let mut out = Vec::new();
             write_header(&mut out, h.fin, h.opcode, h.mask, h.payload_len);

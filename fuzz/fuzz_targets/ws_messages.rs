@@ -19,7 +19,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pushwire::proto::ws::{Message, MessageReader, Progress, WsError};
+use pushwire::proto::ws::{Inflate, Message, MessageReader, Progress, WsError};
 use pushwire::wire::ws_frame::{self, opcode, parse_header};
 use pushwire::wire::{ws_close, Status};
 use pushwire_fuzz::Input;
@@ -59,13 +59,14 @@ struct Run {
 /// as the server's read loop does.
 fn run(pieces: &[&[u8]], max: usize) -> Run {
     let mut reader = MessageReader::new(max);
+    let (mut inflate, mut inflated) = (Inflate::new(), Vec::new());
     let mut buf: Vec<u8> = Vec::new();
     let mut events = Vec::new();
     for piece in pieces {
         buf.extend_from_slice(piece);
         loop {
             let len = buf.len();
-            match reader.poll(&mut buf) {
+            match reader.poll(&mut buf, &mut inflate, &mut inflated) {
                 Ok(Progress::NeedMore) => break,
                 Ok(Progress::Consumed(n)) => {
                     assert!(n > 0 && n <= len, "Consumed({n}) of {len}");

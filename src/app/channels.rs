@@ -5,6 +5,7 @@
 //! ```text
 //! POST /channels/news "hi" ─► hub.append → id 8
 //!     ├─► WebSocket subscribers: one text frame {"id":8,"data":"hi"}, encoded once, shared
+//!     │   (and compressed once, shared by those that agreed permessage-deflate)
 //!     ├─► SSE subscribers: one "id: 8\ndata: hi\n\n" event, encoded once, shared
 //!     └─► parked long polls: each answered now with what follows its cursor
 //! ```
@@ -19,11 +20,12 @@ use std::time::Duration;
 
 use super::conn::{Kind, ParkedOn, SseSource, SseStream, WsRole, WsSession};
 use super::http::{self, decimal_param, Ctx, Flow};
+use super::websocket::Broadcast;
 use super::{access, longpoll, redis, sse, webhooks, websocket, App, Io};
 use crate::hub::{HubError, Stored};
 use crate::net::ConnId;
 use crate::wire::http1::Head;
-use crate::wire::ws_frame::{self, opcode};
+use crate::wire::ws_frame::opcode;
 use crate::wire::{json, query};
 
 /// At most this many messages in one long-poll answer (API.md).
@@ -161,12 +163,14 @@ fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str) -> u64 {
 
 /// Delivers a message that has its id to every local subscriber. Each
 /// transport's encoding is made once, only if someone needs it, and the
-/// same bytes are queued on every connection of that transport.
+/// same bytes are queued on every connection of that transport (for
+/// WebSocket: once uncompressed, once compressed per window size in use,
+/// see `websocket::Broadcast`).
 pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
     let subs = std::mem::take(&mut app.hub.get_mut(ch).subscribers);
     let mut keep = Vec::with_capacity(subs.len());
     let mut polls = Vec::new();
-    let mut ws: Option<Arc<[u8]>> = None;
+    let mut ws: Option<Broadcast> = None;
     let mut ev: Option<Arc<[u8]>> = None;
     let trace = app.trace;
     for id in subs {
@@ -181,13 +185,8 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
                 replay: Some(_), ..
             })) => keep.push(id),
             Some(Kind::Ws(_)) => {
-                let frame = ws
-                    .get_or_insert_with(|| ws_message_frame(&m).into())
-                    .clone();
-                trace.encoded_frames(io.peer(id), &frame);
-                if io.send_shared(id, &frame) {
-                    app.stats.delivered += 1;
-                }
+                ws.get_or_insert_with(|| Broadcast::new(opcode::TEXT, ws_message_payload(&m)))
+                    .send(app, io, id);
                 keep.push(id);
             }
             Some(Kind::Sse(_)) => {
@@ -331,6 +330,18 @@ pub fn replay(app: &mut App, io: &mut Io, id: ConnId) {
     };
     let budget = app.cfg.send_buffer_bytes;
     let backlog = io.backlog(id);
+    let agreed = websocket::agreed(io, id);
+    let peer = io.peer(id);
+    let (trace, compression) = (app.trace, &mut app.compression);
+    // A replay is one connection's own: its messages are compressed for
+    // it alone (when it agreed to compression), not shared. Each message
+    // is compressed on its own (no context takeover), so this costs what
+    // a live delivery would, once per resuming client.
+    let mut push_frame = |out: &mut Vec<u8>, payload: &[u8]| {
+        let z = compression.write_frame(agreed, opcode::TEXT, payload, out);
+        let wire_len = z.unwrap_or(payload.len());
+        trace.sent_frame(peer, opcode::TEXT, z.is_some(), wire_len, payload);
+    };
     let c = app.hub.get(ch);
     let r = c.resume(cursor);
     let mut out = Vec::new();
@@ -342,7 +353,7 @@ pub fn replay(app: &mut App, io: &mut Io, id: ConnId) {
                 "{{\"truncated\":true,\"after\":{cursor},\"oldest\":{}}}",
                 r.oldest
             );
-            ws_frame::write_frame(&mut out, opcode::TEXT, text.as_bytes());
+            push_frame(&mut out, text.as_bytes());
         } else {
             let data = format!("{{\"after\":{cursor},\"oldest\":{}}}", r.oldest);
             crate::wire::sse::write_event(&mut out, Some("truncated"), None, &data);
@@ -355,7 +366,7 @@ pub fn replay(app: &mut App, io: &mut Io, id: ConnId) {
             break;
         }
         if is_ws {
-            out.extend_from_slice(&ws_message_frame(m));
+            push_frame(&mut out, &ws_message_payload(m));
         } else {
             write_sse_message(&mut out, m);
         }
@@ -363,9 +374,7 @@ pub fn replay(app: &mut App, io: &mut Io, id: ConnId) {
         sent_one = true;
     }
     let done = last >= c.last_id;
-    if is_ws {
-        app.trace.encoded_frames(io.peer(id), &out);
-    } else {
+    if !is_ws {
         app.trace.sse(io.peer(id), &out);
     }
     io.send(id, &out);
@@ -490,17 +499,15 @@ pub fn ws_publish(app: &mut App, io: &mut Io, id: ConnId, ch: usize, text: &str)
     }
 }
 
-/// The text frame `{"id":8,"data":"hi"}` for a message.
-fn ws_message_frame(m: &Stored) -> Vec<u8> {
+/// The text message `{"id":8,"data":"hi"}` for a message.
+fn ws_message_payload(m: &Stored) -> Vec<u8> {
     let mut payload = Vec::with_capacity(m.data.len() + 24);
     payload.extend_from_slice(b"{\"id\":");
     crate::wire::http1::push_decimal(&mut payload, m.id);
     payload.extend_from_slice(b",\"data\":");
     json::write_str(&mut payload, &m.data);
     payload.push(b'}');
-    let mut frame = Vec::with_capacity(payload.len() + 10);
-    ws_frame::write_frame(&mut frame, opcode::TEXT, &payload);
-    frame
+    payload
 }
 
 fn write_sse_message(out: &mut Vec<u8>, m: &Stored) {

@@ -2,14 +2,14 @@
 //! `User<port> joined`, `User<port>: <text>` and `User<port> left`, the
 //! joiner and the sender included. `<port>` is the client's TCP source port.
 //!
-//! Each line is encoded into one text frame once and the same bytes are
-//! queued on every member's connection.
+//! Each line is encoded into one text frame once (and compressed once for
+//! the members that agreed to compression) and the same bytes are queued
+//! on every member's connection (`websocket::Broadcast`).
 
-use std::sync::Arc;
-
-use super::{websocket, App, Io};
+use super::websocket::Broadcast;
+use super::{App, Io};
 use crate::net::ConnId;
-use crate::wire::ws_frame::{self, opcode};
+use crate::wire::ws_frame::opcode;
 
 pub fn join(app: &mut App, io: &mut Io, id: ConnId) {
     let Some(peer) = io.peer(id) else { return };
@@ -32,13 +32,9 @@ pub fn leave(app: &mut App, io: &mut Io, id: ConnId) {
 }
 
 fn broadcast(app: &mut App, io: &mut Io, line: &str) {
-    let mut frame = Vec::with_capacity(line.len() + 10);
-    ws_frame::write_frame(&mut frame, opcode::TEXT, line.as_bytes());
-    let frame: Arc<[u8]> = frame.into();
+    let mut b = Broadcast::new(opcode::TEXT, line.as_bytes().to_vec());
     for i in 0..app.chat.len() {
         let (id, _) = app.chat[i];
-        app.trace
-            .sent_frame(io.peer(id), opcode::TEXT, line.as_bytes());
-        websocket::send_shared(app, io, id, &frame);
+        b.send(app, io, id);
     }
 }

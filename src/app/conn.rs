@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::proto::ws::{CloseState, MessageReader};
 use crate::wire::chunked::ChunkedDecoder;
+use crate::wire::ws_deflate::Agreed;
 
 /// The application's per-connection state.
 pub struct Session {
@@ -188,6 +189,10 @@ pub struct WsSession {
     pub may_publish: bool,
     /// A replay under way: the last id sent (see `channels::replay`).
     pub replay: Option<u64>,
+    /// `permessage-deflate` as agreed in the handshake (two bytes: the
+    /// compressor and decompressor are the loop's, shared; see
+    /// `websocket::Compression`). `None`: an uncompressed connection.
+    pub deflate: Option<Agreed>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

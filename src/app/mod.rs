@@ -93,6 +93,9 @@ pub struct App {
     pub date: http::DateLines,
     /// A graceful shutdown began: answers close their connections.
     pub draining: bool,
+    /// The loop's one compressor and one decompressor for every
+    /// WebSocket that agreed `permessage-deflate`, and their buffers.
+    pub compression: websocket::Compression,
 }
 
 impl App {
@@ -118,6 +121,7 @@ impl App {
             chat: Vec::new(),
             date: http::DateLines::default(),
             draining: false,
+            compression: websocket::Compression::new(),
             cfg,
         }
     }
@@ -371,6 +375,7 @@ mod tests {
                 awaiting_pong: false,
                 may_publish: true,
                 replay: None,
+                deflate: None,
             }),
             wait: Wait::None,
         }

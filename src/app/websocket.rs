@@ -3,6 +3,20 @@
 //! state (messages, the closing handshake) in `proto::ws`; this file
 //! connects them to the loop and to the three things a WebSocket can be
 //! here: echo, chat, channel subscriber.
+//!
+//! Compression (`permessage-deflate`, RFC 7692; `--deflate on`, the
+//! default): the upgrade accepts a client's offer and the connection keeps
+//! only what was agreed (`WsSession::deflate`, two bytes). The loop's one
+//! [`Compression`] does the work for every connection: each message is
+//! compressed or inflated on its own, from an empty window (no context
+//! takeover either way, see `wire::ws_deflate`), so nothing of it needs to
+//! outlive the message.
+//!
+//! ```text
+//!   in:   frames ─► proto::ws::MessageReader ─(RSV1: inflate, Compression)─► message
+//!   out:  send(payload) ─(agreed, data, >= MIN_COMPRESS_BYTES, smaller?)─► RSV1 frame
+//!         Broadcast: the frame made once per form (plain, each window size), shared
+//! ```
 
 use std::sync::Arc;
 
@@ -10,10 +24,176 @@ use super::conn::{Kind, Wait, WsRole, WsSession};
 use super::http::{self, Ctx};
 use super::{channels, chat, set_wait, App, Io};
 use crate::net::{CloseReason, ConnId, Slot, Step};
-use crate::proto::ws::{CloseState, Message, MessageReader, PeerClose, Progress};
+use crate::proto::ws::{CloseState, Inflate, Message, MessageReader, PeerClose, Progress};
 use crate::wire::http1::Head;
+use crate::wire::ws_deflate::{Agreed, Deflater, DEFAULT_LEVEL, MIN_COMPRESS_BYTES};
 use crate::wire::ws_frame::{self, opcode};
 use crate::wire::{ws_close, ws_handshake};
+
+/// The loop's `permessage-deflate` machinery, shared by every connection:
+/// one compressor (one per window size in use, made on first use), one
+/// decompressor, and the buffer each works in. A connection holds no
+/// compression state of its own.
+pub struct Compression {
+    deflater: Deflater,
+    inflate: Inflate,
+    /// Where an incoming compressed message is inflated; lent to
+    /// `MessageReader::poll`, which hands the message out from it.
+    inflated: Vec<u8>,
+    /// Where an outgoing message is compressed before it is framed.
+    deflated: Vec<u8>,
+}
+
+/// The two buffers keep at most this much capacity between messages, so
+/// one large message does not pin its memory for the life of the process.
+const KEEP_SCRATCH: usize = 1 << 20;
+
+impl Default for Compression {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Compression {
+    pub fn new() -> Self {
+        Compression {
+            deflater: Deflater::new(DEFAULT_LEVEL),
+            inflate: Inflate::new(),
+            inflated: Vec::new(),
+            deflated: Vec::new(),
+        }
+    }
+
+    /// `payload` compressed for a connection that agreed `agreed`, when
+    /// that is allowed and worth it: a data message (RFC 7692 section 6:
+    /// never a control frame), of at least `MIN_COMPRESS_BYTES` (below,
+    /// deflate does not save anything; see `ws_deflate`), whose compressed
+    /// form is smaller. `None`: send it as it is.
+    fn compress(&mut self, agreed: Option<Agreed>, op: u8, payload: &[u8]) -> Option<&[u8]> {
+        let agreed = agreed?;
+        if opcode::is_control(op) || payload.len() < MIN_COMPRESS_BYTES {
+            return None;
+        }
+        if self.deflated.capacity() > KEEP_SCRATCH {
+            self.deflated = Vec::new();
+        }
+        self.deflated.clear();
+        let ok = self
+            .deflater
+            .compress(payload, agreed.window_bits(), &mut self.deflated);
+        (ok && self.deflated.len() < payload.len()).then_some(&self.deflated[..])
+    }
+
+    /// Appends `payload` as one whole frame for a connection that agreed
+    /// `agreed`: compressed with RSV1 set when [`Self::compress`] says so,
+    /// else as it is. Returns the compressed size when it was compressed.
+    pub fn write_frame(
+        &mut self,
+        agreed: Option<Agreed>,
+        op: u8,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        match self.compress(agreed, op, payload) {
+            Some(z) => {
+                ws_frame::write_compressed_frame(out, op, z);
+                Some(z.len())
+            }
+            None => {
+                ws_frame::write_frame(out, op, payload);
+                None
+            }
+        }
+    }
+}
+
+/// One message for many WebSockets (a channel publish, a chat line): each
+/// form of its frame is made once, on first need, and shared by every
+/// connection that takes that form, as today's encode-once sharing does:
+/// the uncompressed frame, and one compressed frame per window size in use
+/// (browsers do not limit the window, so that is one in practice).
+pub struct Broadcast {
+    op: u8,
+    payload: Vec<u8>,
+    plain: Option<Arc<[u8]>>,
+    /// (window bits, frame, compressed size): the frame for connections
+    /// that compress with that window; the plain frame when compressing
+    /// did not pay (size `None`).
+    compressed: Vec<(u8, Arc<[u8]>, Option<usize>)>,
+}
+
+impl Broadcast {
+    pub fn new(op: u8, payload: Vec<u8>) -> Self {
+        Broadcast {
+            op,
+            payload,
+            plain: None,
+            compressed: Vec::new(),
+        }
+    }
+
+    fn plain(&mut self) -> Arc<[u8]> {
+        let (op, payload) = (self.op, &self.payload);
+        self.plain
+            .get_or_insert_with(|| {
+                let mut f = Vec::with_capacity(payload.len() + 10);
+                ws_frame::write_frame(&mut f, op, payload);
+                f.into()
+            })
+            .clone()
+    }
+
+    /// The frame for a connection that agreed `agreed`, and its compressed
+    /// size if it is compressed.
+    fn frame_for(
+        &mut self,
+        c: &mut Compression,
+        agreed: Option<Agreed>,
+    ) -> (Arc<[u8]>, Option<usize>) {
+        let Some(a) = agreed else {
+            return (self.plain(), None);
+        };
+        let bits = a.window_bits();
+        if let Some((_, f, z)) = self.compressed.iter().find(|(b, _, _)| *b == bits) {
+            return (f.clone(), *z);
+        }
+        let made = match c.compress(agreed, self.op, &self.payload) {
+            Some(z) => {
+                let mut f = Vec::with_capacity(z.len() + 10);
+                ws_frame::write_compressed_frame(&mut f, self.op, z);
+                (Arc::from(f), Some(z.len()))
+            }
+            None => (self.plain(), None),
+        };
+        self.compressed.push((bits, made.0.clone(), made.1));
+        made
+    }
+
+    /// Queues the message on `id` in the form its connection agreed.
+    /// Returns whether it was queued (see `Io::send_shared`).
+    pub fn send(&mut self, app: &mut App, io: &mut Io, id: ConnId) -> bool {
+        let agreed = agreed(io, id);
+        let (frame, compressed) = self.frame_for(&mut app.compression, agreed);
+        let wire_len = compressed.unwrap_or(self.payload.len());
+        app.trace.sent_frame(
+            io.peer(id),
+            self.op,
+            compressed.is_some(),
+            wire_len,
+            &self.payload,
+        );
+        send_shared(app, io, id, &frame)
+    }
+}
+
+/// What the connection agreed on compression (`None`: not a compressed
+/// WebSocket).
+pub fn agreed(io: &Io, id: ConnId) -> Option<Agreed> {
+    match io.state(id).map(|s| &s.kind) {
+        Some(Kind::Ws(ws)) => ws.deflate,
+        _ => None,
+    }
+}
 
 /// Answers an upgrade request: `101 Switching Protocols`, or the error that
 /// says why not. After the 101 the connection speaks frames.
@@ -38,6 +218,13 @@ pub fn upgrade(
             return false;
         }
     };
+    // RFC 7692 section 5: the first offer we can honour, or none (a
+    // malformed or unusable offer declines the extension, never the
+    // upgrade). Its answer goes in the 101.
+    let deflate = match app.cfg.deflate {
+        true => ws_handshake::deflate_offer(head),
+        false => None,
+    };
     let trace = app.trace;
     let peer = io.peer(id);
     let Some(output) = io.output(id) else {
@@ -45,17 +232,22 @@ pub fn upgrade(
     };
     let mut out = output.owned_tail();
     let start = out.len();
-    ws_handshake::write_101(&mut out, accept_key);
+    ws_handshake::write_101_with_extensions(&mut out, accept_key, deflate.as_ref());
     trace.http_head(peer, "<-", &out[start..]);
     drop(out);
+    let max = app.cfg.max_message_bytes;
     if let Some(s) = io.state_mut(id) {
         s.kind = Kind::Ws(WsSession {
-            reader: MessageReader::new(app.cfg.max_message_bytes),
+            reader: match deflate {
+                Some(_) => MessageReader::with_deflate(max),
+                None => MessageReader::new(max),
+            },
             close: CloseState::Open,
             role,
             awaiting_pong: false,
             may_publish: true,
             replay: None,
+            deflate,
         });
     }
     // API.md: --idle-timeout-ms is for HTTP keep-alive only; an open
@@ -109,16 +301,19 @@ pub fn frame_step(app: &mut App, io: &mut Io, id: ConnId, buf: &mut [u8]) -> Ste
     let peer = io.peer(id);
     // For the trace: the header of the frame that starts here, if any.
     let header = match app.trace.on && reader.at_frame_start() {
-        true => match ws_frame::parse_header(buf) {
+        true => match ws_frame::parse_header_with(buf, reader.extension_rsv()) {
             Ok(crate::wire::Status::Complete(x)) => Some(x),
             _ => None,
         },
         false => None,
     };
-    let step = match reader.poll(buf) {
+    // The loop's inflate buffer, lent for this step: a compressed message
+    // is handed out from it (moved, not copied: an empty `Vec` is free).
+    let mut inflated = std::mem::take(&mut app.compression.inflated);
+    let step = match reader.poll(buf, &mut app.compression.inflate, &mut inflated) {
         Err(e) => {
-            if let Some((h, _)) = header {
-                app.trace.frame(peer, "->", &h, &[]);
+            if let Some((h, hl)) = header {
+                app.trace.frame(peer, "->", &h, hl, &[]);
             }
             app.trace.event(peer, format_args!("protocol error: {e}"));
             fail(app, io, id, e.close_code(), &e.to_string());
@@ -130,12 +325,12 @@ pub fn frame_step(app: &mut App, io: &mut Io, id: ConnId, buf: &mut [u8]) -> Ste
             // payload bytes that came with it (unmasked in place).
             if let Some((h, hl)) = header {
                 app.trace
-                    .frame(peer, "->", &h, buf.get(hl..n).unwrap_or(&[]));
+                    .frame(peer, "->", &h, hl, buf.get(hl..n).unwrap_or(&[]));
             }
             Step::Consumed(n)
         }
         Ok(Progress::Message(n, msg)) => {
-            if let Some((h, _)) = header {
+            if let Some((h, hl)) = header {
                 let payload: &[u8] = match &msg {
                     Message::Text(t) => t.as_bytes(),
                     Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b,
@@ -146,12 +341,19 @@ pub fn frame_step(app: &mut App, io: &mut Io, id: ConnId, buf: &mut [u8]) -> Ste
                     ws_close::write(&mut close, *code, reason);
                 }
                 let payload = if close.is_empty() { payload } else { &close };
-                app.trace.frame(peer, "->", &h, payload);
+                match app.compression.inflate.last_compressed_len() {
+                    Some(z) => app.trace.compressed_frame(peer, "->", &h, hl, z, payload),
+                    None => app.trace.frame(peer, "->", &h, hl, payload),
+                }
             }
             message(app, io, id, (role, state, may_publish), msg);
             Step::Consumed(n)
         }
     };
+    inflated.clear();
+    if inflated.capacity() <= KEEP_SCRATCH {
+        app.compression.inflated = inflated;
+    }
     if let Some(Kind::Ws(ws)) = io.state_mut(id).map(|s| &mut s.kind) {
         ws.reader = reader;
     }
@@ -255,21 +457,33 @@ fn fail(app: &mut App, io: &mut Io, id: ConnId, code: u16, reason: &str) {
     close(app, io, id, code, reason, false);
 }
 
-/// Queues one unmasked frame (section 5.1: servers never mask).
+/// Queues one unmasked frame (section 5.1: servers never mask), compressed
+/// when the connection agreed to it and the message is worth it
+/// ([`Compression::write_frame`]).
 pub fn send(app: &mut App, io: &mut Io, id: ConnId, op: u8, payload: &[u8]) {
-    app.trace.sent_frame(io.peer(id), op, payload);
+    let agreed = agreed(io, id);
+    let peer = io.peer(id);
     let Some(out) = io.output(id) else {
         return;
     };
+    // Enough for either form: the compressed one is only used if smaller.
     let len = ws_frame::header_len(payload.len() as u64, false) + payload.len();
-    ws_frame::write_frame(&mut out.owned_tail_for(len), op, payload);
+    let compressed = app
+        .compression
+        .write_frame(agreed, op, payload, &mut out.owned_tail_for(len));
+    let wire_len = compressed.unwrap_or(payload.len());
+    app.trace
+        .sent_frame(peer, op, compressed.is_some(), wire_len, payload);
 }
 
 /// Queues a frame encoded once for many connections (a broadcast).
-pub fn send_shared(app: &mut App, io: &mut Io, id: ConnId, frame: &Arc<[u8]>) {
-    if io.send_shared(id, frame) {
+/// Returns whether it was queued.
+pub fn send_shared(app: &mut App, io: &mut Io, id: ConnId, frame: &Arc<[u8]>) -> bool {
+    let queued = io.send_shared(id, frame);
+    if queued {
         app.stats.delivered += 1;
     }
+    queued
 }
 
 /// Every `--ws-ping-ms`: ping, or close 1001 if the last ping is still

@@ -16,10 +16,34 @@
 //! middle of a frame. When a whole unfragmented frame is already in the read
 //! buffer, it is unmasked in place and handed out as a borrowed slice: no
 //! copy and no allocation on that, the common, path.
+//!
+//! Compressed messages (`permessage-deflate`, RFC 7692, when the handshake
+//! agreed it: [`MessageReader::with_deflate`]) take another road. RSV1 on a
+//! message's first frame says it is compressed (section 6); its payload
+//! cannot be checked until it is inflated, and DEFLATE needs the whole
+//! message, so:
+//!
+//! ```text
+//!   RSV1 frame(s) ──► unmasked; one whole frame in the read buffer is used
+//!                     in place, fragments are gathered in the reader's buffer
+//!                     (at most --max-message-bytes of compressed bytes)
+//!          FIN    ──► inflated once with the loop's one Inflater into the
+//!                     loop's one output buffer, stopped the moment it would
+//!                     pass --max-message-bytes (1009), then UTF-8-checked
+//!                     whole (1007)
+//! ```
+//!
+//! The inflater and its output buffer belong to the event loop and are
+//! lent to `poll` (no decompressor lives per connection: see
+//! `wire::ws_deflate`). Fragments are gathered per connection because the
+//! one inflater cannot hold a connection's half-decoded stream while other
+//! connections' messages pass through it. Messages without RSV1 stay on
+//! the fast path above, on every connection.
 
 use crate::wire::utf8::Utf8Validator;
 use crate::wire::ws_close::{self, CloseError};
-use crate::wire::ws_frame::{self, opcode, FrameError};
+use crate::wire::ws_deflate::{InflateError, Inflater};
+use crate::wire::ws_frame::{self, opcode, FrameError, RSV1};
 use crate::wire::Status;
 
 /// A complete message or control frame, borrowed from the read buffer or
@@ -66,6 +90,17 @@ pub enum WsError {
     InvalidUtf8,
     /// A malformed close payload (section 5.5.1, 7.4): 1002 or 1007.
     BadClose(CloseError),
+    /// RSV1 on a control frame (RFC 7692 section 6: the extension
+    /// "operates only on data messages"; section 6.1: an endpoint that
+    /// receives it "MUST _Fail the WebSocket Connection_"): 1002.
+    CompressedControl,
+    /// RSV1 on a continuation frame (RFC 7692 section 6.1: "An endpoint
+    /// MUST NOT set the RSV1 bit on continuation frames"; only a message's
+    /// first frame says whether it is compressed): 1002.
+    CompressedContinuation,
+    /// A compressed message that inflates past `--max-message-bytes`
+    /// (1009) or is not valid DEFLATE data (1002), RFC 7692 section 7.2.2.
+    Inflate(InflateError),
 }
 
 impl WsError {
@@ -75,8 +110,11 @@ impl WsError {
             WsError::Frame(_)
             | WsError::UnmaskedFrame
             | WsError::UnexpectedContinuation
-            | WsError::MessageInterrupted => ws_close::PROTOCOL_ERROR,
-            WsError::MessageTooBig => ws_close::TOO_BIG,
+            | WsError::MessageInterrupted
+            | WsError::CompressedControl
+            | WsError::CompressedContinuation
+            | WsError::Inflate(InflateError::Corrupt) => ws_close::PROTOCOL_ERROR,
+            WsError::MessageTooBig | WsError::Inflate(InflateError::TooBig) => ws_close::TOO_BIG,
             WsError::InvalidUtf8 => ws_close::INVALID_DATA,
             WsError::BadClose(e) => e.close_code(),
         }
@@ -93,6 +131,11 @@ impl std::fmt::Display for WsError {
             WsError::MessageTooBig => f.write_str("message larger than the limit"),
             WsError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
             WsError::BadClose(e) => write!(f, "{e}"),
+            WsError::CompressedControl => f.write_str("RSV1 (compressed) on a control frame"),
+            WsError::CompressedContinuation => {
+                f.write_str("RSV1 (compressed) on a continuation frame")
+            }
+            WsError::Inflate(e) => write!(f, "{e}"),
         }
     }
 }
@@ -117,6 +160,11 @@ pub struct MessageReader {
     frame: Option<PartialFrame>,
     /// The opcode (text or binary) of the message being assembled.
     message: Option<u8>,
+    /// The message being assembled had RSV1: `buffer` holds its compressed
+    /// bytes, inflated at its last frame.
+    compressed: bool,
+    /// `permessage-deflate` was agreed: RSV1 may mark a compressed message.
+    deflate: bool,
     /// Bytes of the message being assembled (unmasked).
     buffer: Vec<u8>,
     utf8: Utf8Validator,
@@ -124,19 +172,69 @@ pub struct MessageReader {
     delivered: bool,
 }
 
+/// The event loop's one decompressor, as [`MessageReader::poll`] borrows
+/// it, with what the last poll used it for.
+pub struct Inflate {
+    inflater: Inflater,
+    last_compressed: Option<usize>,
+}
+
+impl Default for Inflate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Inflate {
+    pub fn new() -> Self {
+        Inflate {
+            inflater: Inflater::new(),
+            last_compressed: None,
+        }
+    }
+
+    /// The size on the wire of the message the last `poll` returned, if it
+    /// was compressed (the trace shows both sizes).
+    pub fn last_compressed_len(&self) -> Option<usize> {
+        self.last_compressed
+    }
+}
+
 /// The assembly buffer keeps at most this much capacity between messages,
 /// so one large message does not pin its memory for the connection's life.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
 impl MessageReader {
+    /// A reader for a connection without extensions: any RSV bit fails it.
     pub fn new(max_message: usize) -> Self {
         MessageReader {
             max_message,
             frame: None,
             message: None,
+            compressed: false,
+            deflate: false,
             buffer: Vec::new(),
             utf8: Utf8Validator::new(),
             delivered: false,
+        }
+    }
+
+    /// A reader for a connection that agreed `permessage-deflate`: RSV1 on
+    /// a message's first frame marks it compressed (RFC 7692 section 6).
+    pub fn with_deflate(max_message: usize) -> Self {
+        MessageReader {
+            deflate: true,
+            ..MessageReader::new(max_message)
+        }
+    }
+
+    /// The RSV bits the connection's extensions define (for parsing
+    /// headers the way this reader does: [`ws_frame::parse_header_with`]).
+    pub fn extension_rsv(&self) -> u8 {
+        if self.deflate {
+            RSV1
+        } else {
+            0
         }
     }
 
@@ -155,7 +253,16 @@ impl MessageReader {
     /// Takes what it can from the start of `input` (unmasking it in place)
     /// and says what that achieved. Call again with the rest until
     /// `NeedMore`.
-    pub fn poll<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Progress<'a>, WsError> {
+    ///
+    /// `inflate` and `inflated` are the loop's, lent for compressed
+    /// messages: a compressed message is inflated into `inflated` (cleared
+    /// first) and handed out from there.
+    pub fn poll<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+        inflate: &mut Inflate,
+        inflated: &'a mut Vec<u8>,
+    ) -> Result<Progress<'a>, WsError> {
         if self.delivered {
             self.delivered = false;
             self.buffer.clear();
@@ -163,11 +270,13 @@ impl MessageReader {
                 self.buffer = Vec::new();
             }
         }
+        inflate.last_compressed = None;
         if let Some(frame) = self.frame {
-            return self.continue_payload(frame, input, 0);
+            return self.continue_payload(frame, input, 0, inflate, inflated);
         }
 
-        let (h, hlen) = match ws_frame::parse_header(input).map_err(WsError::Frame)? {
+        let header = ws_frame::parse_header_with(input, self.extension_rsv());
+        let (h, hlen) = match header.map_err(WsError::Frame)? {
             Status::Partial => return Ok(Progress::NeedMore),
             Status::Complete(x) => x,
         };
@@ -175,8 +284,15 @@ impl MessageReader {
             return Err(WsError::UnmaskedFrame);
         };
         let len = h.payload_len;
+        // Only reachable with the extension agreed: `parse_header_with`
+        // refuses RSV1 otherwise (RFC 6455 section 5.2).
+        let compressed = h.rsv & RSV1 != 0;
 
         if opcode::is_control(h.opcode) {
+            // RFC 7692 section 6: control frames are never compressed.
+            if compressed {
+                return Err(WsError::CompressedControl);
+            }
             // Control frames are at most 125 bytes (checked by the codec):
             // wait until the whole frame is here, then hand it out whole.
             // They may arrive between the fragments of a message (5.4).
@@ -202,8 +318,14 @@ impl MessageReader {
             (opcode::TEXT | opcode::BINARY, Some(_)) => return Err(WsError::MessageInterrupted),
             _ => {}
         }
+        // RFC 7692 section 6.1: only the first frame says "compressed".
+        if compressed && h.opcode == opcode::CONTINUATION {
+            return Err(WsError::CompressedContinuation);
+        }
         // Refuse an oversized message as soon as a header announces it,
-        // before its payload arrives.
+        // before its payload arrives. For a compressed message this bounds
+        // the compressed bytes gathered; the inflated size is bounded as it
+        // grows (`inflate`).
         if (self.buffer.len() as u64).saturating_add(len) > self.max_message as u64 {
             return Err(WsError::MessageTooBig);
         }
@@ -214,6 +336,11 @@ impl MessageReader {
             let payload = &mut input[hlen..total];
             ws_frame::apply_mask(payload, key, 0);
             let payload: &'a [u8] = payload;
+            if compressed {
+                // Inflated straight from the read buffer: nothing copied.
+                let msg = inflate_message(h.opcode, payload, self.max_message, inflate, inflated)?;
+                return Ok(Progress::Message(total, msg));
+            }
             let msg = if h.opcode == opcode::TEXT {
                 Message::Text(std::str::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?)
             } else {
@@ -225,6 +352,7 @@ impl MessageReader {
         // Otherwise the payload is streamed into the assembly buffer.
         if self.message.is_none() {
             self.message = Some(h.opcode);
+            self.compressed = compressed;
             self.utf8.reset();
         }
         let frame = PartialFrame {
@@ -234,7 +362,7 @@ impl MessageReader {
             seen: 0,
         };
         self.frame = Some(frame);
-        self.continue_payload(frame, &mut input[hlen..], hlen)
+        self.continue_payload(frame, &mut input[hlen..], hlen, inflate, inflated)
     }
 
     /// Absorbs as much of a data frame's payload as `input` holds. `already`
@@ -244,11 +372,13 @@ impl MessageReader {
         mut frame: PartialFrame,
         input: &'a mut [u8],
         already: usize,
+        inflate: &mut Inflate,
+        inflated: &'a mut Vec<u8>,
     ) -> Result<Progress<'a>, WsError> {
         let take = (frame.remaining.min(input.len() as u64)) as usize;
         let chunk = &mut input[..take];
         ws_frame::apply_mask(chunk, frame.key, frame.seen);
-        if self.message == Some(opcode::TEXT) {
+        if self.message == Some(opcode::TEXT) && !self.compressed {
             // Fail fast: refuse the message at the first byte that cannot
             // be part of valid UTF-8, even mid-frame (section 8.1).
             self.utf8.feed(chunk).map_err(|_| WsError::InvalidUtf8)?;
@@ -272,6 +402,11 @@ impl MessageReader {
         // The final fragment: the message is complete.
         let op = self.message.take();
         self.delivered = true;
+        if std::mem::take(&mut self.compressed) {
+            let op = op.unwrap_or(opcode::BINARY);
+            let msg = inflate_message(op, &self.buffer, self.max_message, inflate, inflated)?;
+            return Ok(Progress::Message(consumed, msg));
+        }
         if op == Some(opcode::TEXT) {
             // The validator saw every byte; a code point may still be cut
             // short at the very end.
@@ -281,6 +416,31 @@ impl MessageReader {
         } else {
             Ok(Progress::Message(consumed, Message::Binary(&self.buffer)))
         }
+    }
+}
+
+/// Inflates one whole compressed message (RFC 7692 section 7.2.2) into
+/// `out`, at most `max` bytes of it, and checks a text message's UTF-8
+/// (RFC 6455 section 8.1; it can only be judged once inflated).
+fn inflate_message<'a>(
+    op: u8,
+    compressed: &[u8],
+    max: usize,
+    inflate: &mut Inflate,
+    out: &'a mut Vec<u8>,
+) -> Result<Message<'a>, WsError> {
+    out.clear();
+    inflate.last_compressed = Some(compressed.len());
+    inflate
+        .inflater
+        .inflate(compressed, max, out)
+        .map_err(WsError::Inflate)?;
+    let out: &'a Vec<u8> = out;
+    if op == opcode::TEXT {
+        let text = std::str::from_utf8(out).map_err(|_| WsError::InvalidUtf8)?;
+        Ok(Message::Text(text))
+    } else {
+        Ok(Message::Binary(out))
     }
 }
 
@@ -364,13 +524,23 @@ mod tests {
 
     /// Feeds `wire` in pieces of `step` bytes and collects what came out.
     fn run(wire: &[u8], step: usize, max: usize) -> Result<Vec<String>, WsError> {
-        let mut r = MessageReader::new(max);
+        run_with(MessageReader::new(max), wire, step)
+    }
+
+    /// `run` on a connection that agreed `permessage-deflate`.
+    fn run_deflate(wire: &[u8], step: usize, max: usize) -> Result<Vec<String>, WsError> {
+        run_with(MessageReader::with_deflate(max), wire, step)
+    }
+
+    fn run_with(mut r: MessageReader, wire: &[u8], step: usize) -> Result<Vec<String>, WsError> {
+        let mut inflate = Inflate::new();
+        let mut inflated = Vec::new();
         let mut buf: Vec<u8> = Vec::new();
         let mut out = Vec::new();
         for piece in wire.chunks(step.max(1)) {
             buf.extend_from_slice(piece);
             loop {
-                match r.poll(&mut buf)? {
+                match r.poll(&mut buf, &mut inflate, &mut inflated)? {
                     Progress::NeedMore => break,
                     Progress::Consumed(n) => {
                         buf.drain(..n);
@@ -487,6 +657,160 @@ mod tests {
         let mut wire = masked(false, opcode::BINARY, b"");
         wire.extend(masked(true, opcode::CONTINUATION, b""));
         assert_eq!(run(&wire, 64, 100).unwrap(), ["Binary([])"]);
+    }
+
+    // --- permessage-deflate (RFC 7692) ------------------------------------
+
+    /// A masked frame with RSV bits (`rsv` as in `FrameHeader::rsv`).
+    fn masked_rsv(fin: bool, rsv: u8, op: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        ws_frame::write_masked_frame_with_rsv(&mut out, fin, rsv, op, key, payload);
+        out
+    }
+
+    /// RFC 7692 section 7.2.3.1: "Hello" in one compressed DEFLATE block.
+    const HELLO_DEFLATED: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+
+    fn deflated(data: &[u8]) -> Vec<u8> {
+        let mut d = crate::wire::ws_deflate::Deflater::new(6);
+        let mut out = Vec::new();
+        assert!(d.compress(data, 15, &mut out));
+        out
+    }
+
+    #[test]
+    fn rfc7692_compressed_hello_at_every_split() {
+        let wire = masked_rsv(true, RSV1, opcode::TEXT, &HELLO_DEFLATED);
+        for step in 1..=wire.len() {
+            assert_eq!(
+                run_deflate(&wire, step, 100).unwrap(),
+                ["Text(\"Hello\")"],
+                "step {step}"
+            );
+        }
+    }
+
+    // RFC 7692 section 7.2.3.1, the fragmented form: RSV1 on the first
+    // frame only, the payloads concatenated before inflating.
+    #[test]
+    fn rfc7692_compressed_hello_in_two_fragments_with_a_ping_between() {
+        let mut wire = masked_rsv(false, RSV1, opcode::TEXT, &HELLO_DEFLATED[..3]);
+        wire.extend(masked(true, opcode::PING, b"p"));
+        wire.extend(masked(true, opcode::CONTINUATION, &HELLO_DEFLATED[3..]));
+        for step in 1..=wire.len() {
+            assert_eq!(
+                run_deflate(&wire, step, 100).unwrap(),
+                ["Ping([112])", "Text(\"Hello\")"],
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn uncompressed_message_on_a_deflate_connection_is_plain() {
+        let wire = masked(true, opcode::TEXT, b"Hello");
+        assert_eq!(run_deflate(&wire, 64, 100).unwrap(), ["Text(\"Hello\")"]);
+    }
+
+    #[test]
+    fn rsv1_without_the_extension_is_a_reserved_bit() {
+        let wire = masked_rsv(true, RSV1, opcode::TEXT, &HELLO_DEFLATED);
+        assert_eq!(
+            run(&wire, 64, 100),
+            Err(WsError::Frame(FrameError::ReservedBits))
+        );
+        assert_eq!(WsError::Frame(FrameError::ReservedBits).close_code(), 1002);
+    }
+
+    #[test]
+    fn rsv2_with_the_extension_is_still_a_reserved_bit() {
+        let wire = masked_rsv(true, 0b010, opcode::TEXT, b"x");
+        assert_eq!(
+            run_deflate(&wire, 64, 100),
+            Err(WsError::Frame(FrameError::ReservedBits))
+        );
+    }
+
+    #[test]
+    fn rsv1_on_a_control_frame_is_1002() {
+        let wire = masked_rsv(true, RSV1, opcode::PING, b"p");
+        assert_eq!(run_deflate(&wire, 64, 100), Err(WsError::CompressedControl));
+        assert_eq!(WsError::CompressedControl.close_code(), 1002);
+    }
+
+    #[test]
+    fn rsv1_on_a_continuation_frame_is_1002() {
+        let mut wire = masked_rsv(false, RSV1, opcode::TEXT, &HELLO_DEFLATED[..3]);
+        wire.extend(masked_rsv(
+            true,
+            RSV1,
+            opcode::CONTINUATION,
+            &HELLO_DEFLATED[3..],
+        ));
+        assert_eq!(
+            run_deflate(&wire, 64, 100),
+            Err(WsError::CompressedContinuation)
+        );
+        assert_eq!(WsError::CompressedContinuation.close_code(), 1002);
+    }
+
+    #[test]
+    fn decompression_bomb_is_1009() {
+        // 1 MiB of zeros is about 1 KiB compressed: far under the limit on
+        // the wire, far over it inflated.
+        let bomb = deflated(&vec![0u8; 1 << 20]);
+        assert!(bomb.len() < 2048, "{}", bomb.len());
+        let wire = masked_rsv(true, RSV1, opcode::BINARY, &bomb);
+        let e = run_deflate(&wire, 4096, 64 * 1024).unwrap_err();
+        assert_eq!(e, WsError::Inflate(InflateError::TooBig));
+        assert_eq!(e.close_code(), 1009);
+    }
+
+    #[test]
+    fn fragmented_bomb_is_1009_too() {
+        let bomb = deflated(&vec![b'a'; 1 << 20]);
+        let (a, b) = bomb.split_at(bomb.len() / 2);
+        let mut wire = masked_rsv(false, RSV1, opcode::TEXT, a);
+        wire.extend(masked(true, opcode::CONTINUATION, b));
+        assert_eq!(
+            run_deflate(&wire, 100, 64 * 1024),
+            Err(WsError::Inflate(InflateError::TooBig))
+        );
+    }
+
+    #[test]
+    fn compressed_bytes_over_the_limit_are_1009_at_the_header() {
+        let wire = masked_rsv(true, RSV1, opcode::BINARY, &[0; 11]);
+        assert_eq!(run_deflate(&wire[..8], 64, 10), Err(WsError::MessageTooBig));
+    }
+
+    #[test]
+    fn not_deflate_data_is_1002() {
+        // Block type 3 (reserved) in the first byte.
+        let wire = masked_rsv(true, RSV1, opcode::BINARY, &[0xff, 0xff, 0xff]);
+        let e = run_deflate(&wire, 64, 100).unwrap_err();
+        assert_eq!(e, WsError::Inflate(InflateError::Corrupt));
+        assert_eq!(e.close_code(), 1002);
+    }
+
+    #[test]
+    fn compressed_text_that_inflates_to_invalid_utf8_is_1007() {
+        let wire = masked_rsv(true, RSV1, opcode::TEXT, &deflated(&[b'a', 0xc0, b'b']));
+        assert_eq!(run_deflate(&wire, 64, 100), Err(WsError::InvalidUtf8));
+    }
+
+    #[test]
+    fn compressed_size_is_reported_for_the_trace() {
+        let mut r = MessageReader::with_deflate(100);
+        let (mut inflate, mut inflated) = (Inflate::new(), Vec::new());
+        let mut wire = masked_rsv(true, RSV1, opcode::TEXT, &HELLO_DEFLATED);
+        let p = r.poll(&mut wire, &mut inflate, &mut inflated).unwrap();
+        assert_eq!(p, Progress::Message(13, Message::Text("Hello")));
+        assert_eq!(inflate.last_compressed_len(), Some(7));
+        let mut plain = masked(true, opcode::TEXT, b"Hello");
+        r.poll(&mut plain, &mut inflate, &mut inflated).unwrap();
+        assert_eq!(inflate.last_compressed_len(), None);
     }
 
     #[test]

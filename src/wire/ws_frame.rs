@@ -21,7 +21,8 @@
 //!
 //! `parse_header` checks every rule that can be judged from the header
 //! alone; rules that need the connection's state (is a fragmented message
-//! open? is the peer a client that must mask?) live in `proto::ws`.
+//! open? is the peer a client that must mask? which RSV bits did an
+//! extension give a meaning, and on which frames?) live in `proto::ws`.
 //! After `parse_header` succeeds no accessor here can panic.
 
 use super::Status;
@@ -54,6 +55,11 @@ pub mod opcode {
     }
 }
 
+/// RSV1 in [`FrameHeader::rsv`] (and in the `rsv` of [`parse_header_with`]
+/// and [`write_header_with_rsv`]): the bit `permessage-deflate` uses to mark
+/// a compressed message (RFC 7692 section 6).
+pub const RSV1: u8 = 0b100;
+
 /// Bit masks of the first two bytes.
 mod field {
     pub const FIN: u8 = 0x80;
@@ -81,12 +87,15 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
-    /// Which length form the header used: 7, 16 or 64 bits (for the trace;
-    /// a sender must use the shortest, section 5.2).
-    pub fn length_form(&self) -> u8 {
-        match self.payload_len {
-            0..=125 => 7,
-            126..=65535 => 16,
+    /// Which length form a header of `header_len` bytes (as `parse_header`
+    /// returned it) used on the wire: 7, 16 or 64 bits. Read from the
+    /// header's size, not from the value: a sender must use the shortest
+    /// form (section 5.2), and the trace should show when one did not.
+    pub fn length_form(&self, header_len: usize) -> u8 {
+        let mask = if self.mask.is_some() { 4 } else { 0 };
+        match header_len.saturating_sub(2 + mask) {
+            0 => 7,
+            2 => 16,
             _ => 64,
         }
     }
@@ -96,8 +105,10 @@ impl FrameHeader {
 /// protocol error (close code 1002).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {
-    /// RSV1-3 set without a negotiated extension (section 5.2: "MUST be 0
-    /// unless an extension is negotiated"). We negotiate none.
+    /// An RSV bit set that no negotiated extension gives a meaning
+    /// (section 5.2: "MUST be 0 unless an extension is negotiated that
+    /// defines meanings for non-zero values"): RSV1 without
+    /// `permessage-deflate`, RSV2 and RSV3 always.
     ReservedBits,
     /// An opcode reserved for future use (section 5.2).
     ReservedOpcode(u8),
@@ -112,7 +123,9 @@ pub enum FrameError {
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameError::ReservedBits => f.write_str("reserved bits set without an extension"),
+            FrameError::ReservedBits => {
+                f.write_str("reserved bits set that no negotiated extension defines")
+            }
             FrameError::ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
             FrameError::ControlTooLong => f.write_str("control frame payload over 125 bytes"),
             FrameError::FragmentedControl => f.write_str("fragmented control frame"),
@@ -123,11 +136,23 @@ impl std::fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-/// Parses a frame header from the start of `buf`.
+/// Parses a frame header from the start of `buf`, with no extension
+/// negotiated: every RSV bit must be 0.
 ///
 /// `Complete((header, n))`: the header is the first `n` bytes (2 to 14) and
 /// the payload follows. `Partial`: fewer bytes than the header needs.
 pub fn parse_header(buf: &[u8]) -> Result<Status<(FrameHeader, usize)>, FrameError> {
+    parse_header_with(buf, 0)
+}
+
+/// [`parse_header`] on a connection whose extensions define the RSV bits
+/// in `extension_rsv` (RSV1 = [`RSV1`] for `permessage-deflate`): those may
+/// be set, the others not. On which frames an extension's bit may appear
+/// is the extension's rule, checked by the caller (`proto::ws`).
+pub fn parse_header_with(
+    buf: &[u8],
+    extension_rsv: u8,
+) -> Result<Status<(FrameHeader, usize)>, FrameError> {
     let [b0, b1, ..] = *buf else {
         return Ok(Status::Partial);
     };
@@ -139,7 +164,7 @@ pub fn parse_header(buf: &[u8]) -> Result<Status<(FrameHeader, usize)>, FrameErr
 
     // Section 5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that
     // defines meanings for non-zero values".
-    if rsv != 0 {
+    if rsv & !extension_rsv != 0 {
         return Err(FrameError::ReservedBits);
     }
     // Section 5.2: "If an unknown opcode is received, the receiving endpoint
@@ -223,7 +248,20 @@ pub const fn header_len(payload_len: u64, masked: bool) -> usize {
 /// Appends a frame header using the shortest length form (section 5.2:
 /// "the minimal number of bytes MUST be used to encode the length").
 pub fn write_header(out: &mut Vec<u8>, fin: bool, op: u8, mask: Option<[u8; 4]>, payload_len: u64) {
-    let b0 = if fin { field::FIN } else { 0 } | (op & field::OPCODE);
+    write_header_with_rsv(out, fin, 0, op, mask, payload_len);
+}
+
+/// [`write_header`] with RSV bits set (`rsv` as in [`FrameHeader::rsv`]:
+/// [`RSV1`] marks a compressed message's first frame, RFC 7692 section 6).
+pub fn write_header_with_rsv(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    op: u8,
+    mask: Option<[u8; 4]>,
+    payload_len: u64,
+) {
+    let b0 = if fin { field::FIN } else { 0 } | ((rsv << 4) & field::RSV) | (op & field::OPCODE);
     let m = if mask.is_some() { field::MASK } else { 0 };
     out.push(b0);
     if payload_len <= 125 {
@@ -248,10 +286,30 @@ pub fn write_frame(out: &mut Vec<u8>, op: u8, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// [`write_frame`] for a compressed message (RFC 7692 section 6): FIN and
+/// RSV1 set, `payload` already compressed.
+pub fn write_compressed_frame(out: &mut Vec<u8>, op: u8, payload: &[u8]) {
+    out.reserve(header_len(payload.len() as u64, false) + payload.len());
+    write_header_with_rsv(out, true, RSV1, op, None, payload.len() as u64);
+    out.extend_from_slice(payload);
+}
+
 /// Appends a whole masked frame (what a client sends; used by tests and the
 /// load generator).
 pub fn write_masked_frame(out: &mut Vec<u8>, fin: bool, op: u8, key: [u8; 4], payload: &[u8]) {
-    write_header(out, fin, op, Some(key), payload.len() as u64);
+    write_masked_frame_with_rsv(out, fin, 0, op, key, payload);
+}
+
+/// [`write_masked_frame`] with RSV bits (a compressing client's frames).
+pub fn write_masked_frame_with_rsv(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    op: u8,
+    key: [u8; 4],
+    payload: &[u8],
+) {
+    write_header_with_rsv(out, fin, rsv, op, Some(key), payload.len() as u64);
     let start = out.len();
     out.extend_from_slice(payload);
     apply_mask(&mut out[start..], key, 0);
@@ -282,9 +340,10 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
-/// A one-line rendering of a header for `--trace`:
-/// `FIN=1 RSV=000 op=text(0x1) MASK=1 key=37fa213d len=5 (7-bit)`.
-pub fn describe(h: &FrameHeader) -> String {
+/// A one-line rendering of a header of `header_len` bytes for `--trace`:
+/// `FIN=1 RSV=000 op=text(0x1) MASK=1 key=37fa213d len=5 (7-bit)`. The
+/// length form is the one on the wire (see [`FrameHeader::length_form`]).
+pub fn describe(h: &FrameHeader, header_len: usize) -> String {
     let key = match h.mask {
         Some(k) => format!(" key={:02x}{:02x}{:02x}{:02x}", k[0], k[1], k[2], k[3]),
         None => String::new(),
@@ -298,7 +357,7 @@ pub fn describe(h: &FrameHeader) -> String {
         u8::from(h.mask.is_some()),
         key,
         h.payload_len,
-        h.length_form()
+        h.length_form(header_len)
     )
 }
 
@@ -381,7 +440,7 @@ mod tests {
     #[test]
     fn rfc_256_bytes_uses_the_16_bit_form() {
         let (h, n) = header(&[0x82, 0x7E, 0x01, 0x00]);
-        assert_eq!((h.payload_len, n, h.length_form()), (256, 4, 16));
+        assert_eq!((h.payload_len, n, h.length_form(n)), (256, 4, 16));
         let mut out = Vec::new();
         write_header(&mut out, true, opcode::BINARY, None, 256);
         assert_eq!(out, [0x82, 0x7E, 0x01, 0x00]);
@@ -392,7 +451,7 @@ mod tests {
     fn rfc_64k_uses_the_64_bit_form() {
         let wire = [0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00];
         let (h, n) = header(&wire);
-        assert_eq!((h.payload_len, n, h.length_form()), (65536, 10, 64));
+        assert_eq!((h.payload_len, n, h.length_form(n)), (65536, 10, 64));
         let mut out = Vec::new();
         write_header(&mut out, true, opcode::BINARY, None, 65536);
         assert_eq!(out, wire);
@@ -477,10 +536,67 @@ mod tests {
 
     #[test]
     fn describe_names_every_field() {
-        let (h, _) = header(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d]);
+        let (h, n) = header(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d]);
         assert_eq!(
-            describe(&h),
+            describe(&h, n),
             "FIN=1 RSV=000 op=text(0x1) MASK=1 key=37fa213d len=5 (7-bit)"
+        );
+    }
+
+    #[test]
+    fn describe_shows_the_length_form_on_the_wire_not_the_shortest() {
+        // 5 bytes announced in the 16-bit form (legal to receive, not minimal).
+        let (h, n) = header(&[0x82, 0xFE, 0x00, 0x05, 1, 2, 3, 4]);
+        assert_eq!((h.payload_len, n), (5, 8));
+        assert!(
+            describe(&h, n).ends_with("len=5 (16-bit)"),
+            "{}",
+            describe(&h, n)
+        );
+        let (h, n) = header(&[0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0, 200]);
+        assert!(
+            describe(&h, n).ends_with("len=200 (64-bit)"),
+            "{}",
+            describe(&h, n)
+        );
+    }
+
+    #[test]
+    fn rsv1_is_accepted_only_when_an_extension_defines_it() {
+        let wire = [0xC1, 0x80, 1, 2, 3, 4];
+        assert_eq!(parse_header(&wire), Err(FrameError::ReservedBits));
+        let (h, n) = match parse_header_with(&wire, RSV1) {
+            Ok(Status::Complete(x)) => x,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((h.rsv, h.opcode, n), (RSV1, opcode::TEXT, 6));
+    }
+
+    #[test]
+    fn rsv2_and_rsv3_are_refused_even_with_rsv1_defined() {
+        for b0 in [0xA1, 0x91, 0xF1] {
+            assert_eq!(
+                parse_header_with(&[b0, 0x80], RSV1),
+                Err(FrameError::ReservedBits)
+            );
+        }
+    }
+
+    // RFC 7692 section 7.2.3.1: "Hello" compressed, one frame, RSV1 set.
+    #[test]
+    fn rfc7692_compressed_hello_frame() {
+        let deflated = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let mut out = Vec::new();
+        write_compressed_frame(&mut out, opcode::TEXT, &deflated);
+        assert_eq!(out, [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        let (h, n) = match parse_header_with(&out, RSV1) {
+            Ok(Status::Complete(x)) => x,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((h.fin, h.rsv, h.payload_len, n), (true, RSV1, 7, 2));
+        assert_eq!(
+            describe(&h, n),
+            "FIN=1 RSV=100 op=text(0x1) MASK=0 len=7 (7-bit)"
         );
     }
 }

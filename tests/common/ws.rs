@@ -56,3 +56,69 @@ pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
     p.extend_from_slice(reason);
     p
 }
+
+/// The `permessage-deflate` transform of RFC 7692 section 7.2, done here
+/// with `flate2` directly (not with the server's code): raw DEFLATE, a
+/// fresh window for every message (the server always answers
+/// `client_no_context_takeover`), a sync flush, the `00 00 ff ff` tail
+/// removed.
+pub fn deflate_message(data: &[u8]) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new(Compression::default(), false);
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    loop {
+        let consumed = c.total_in() as usize;
+        c.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+            .expect("deflate");
+        if c.total_in() as usize == data.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]), "sync flush tail");
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// The receiving side of RFC 7692 section 7.2.2: the tail put back,
+/// inflated with a fresh window (the server answers
+/// `server_no_context_takeover`).
+pub fn inflate_message(data: &[u8]) -> Vec<u8> {
+    use flate2::{Decompress, FlushDecompress};
+    let mut d = Decompress::new(false);
+    let mut input = data.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::with_capacity(data.len() * 4 + 64);
+    loop {
+        let consumed = d.total_in() as usize;
+        d.decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
+            .expect("the server's compressed message is valid DEFLATE");
+        if d.total_in() as usize == input.len() && out.len() < out.capacity() {
+            return out;
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+/// About `n` bytes of JSON records, the kind of text a real-time server
+/// carries (and compresses well, but not absurdly).
+pub fn json_text(n: usize) -> String {
+    let mut s = String::from("[");
+    let mut i = 0u32;
+    while s.len() < n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "{{\"user\":\"u{}\",\"event\":\"{}\",\"x\":{},\"y\":{},\"seq\":{}}}",
+            i * 7919 % 1000,
+            ["click", "scroll", "view", "hover"][i as usize % 4],
+            i * 37 % 1280,
+            i * 91 % 720,
+            i
+        ));
+        i += 1;
+    }
+    s.push(']');
+    s
+}

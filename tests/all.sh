@@ -7,12 +7,12 @@
 #
 #   bash tests/all.sh            everything
 #   bash tests/all.sh cargo      only the stages named (cargo, run,
-#                                autobahn, browser, tshark, fuzz)
+#                                autobahn, pyclients, browser, tshark, fuzz)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(cargo run autobahn browser tshark fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(cargo run autobahn pyclients browser tshark fuzz)
 
 # The README's first command, as written (with port 0 so it cannot clash):
 # `cargo run --release` must start the server and serve the demo page.
@@ -78,15 +78,19 @@ for s in "${stages[@]}"; do
             run_stage cargo cargo test --all-targets ;;
         # README's first command.
         run) run_stage run readme_run ;;
-        # The Autobahn|Testsuite against /echo: every case of sections 1-10.
+        # The Autobahn|Testsuite against /echo: all 517 cases, compression
+        # (sections 12-13) included.
         autobahn) run_stage autobahn bash .ci/autobahn.sh ;;
+        # Python `websockets`, an independent compressing client: echo,
+        # chat and a channel subscriber over permessage-deflate.
+        pyclients) run_stage pyclients bash tests/pyclients/run.sh ;;
         # The demo page in headless Chromium.
         browser) run_stage browser bash tests/browser/run.sh ;;
         # A chat and an echo session as Wireshark's dissectors see them.
         tshark) run_stage tshark bash tests/tshark.sh ;;
         # A short run of every fuzz target.
         fuzz) run_stage fuzz bash tests/fuzz-smoke.sh ;;
-        *) echo "unknown stage $s (cargo, run, autobahn, browser, tshark, fuzz)"; exit 2 ;;
+        *) echo "unknown stage $s (cargo, run, autobahn, pyclients, browser, tshark, fuzz)"; exit 2 ;;
     esac
 done
 

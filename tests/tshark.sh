@@ -5,8 +5,9 @@
 # 1. installs tshark if it is missing (Debian/Ubuntu, as root);
 # 2. builds pushwire and starts it on a free loopback port;
 # 3. captures that port on `lo` while a raw-socket Python client (below, no
-#    pip dependencies, fixed masking keys) runs a chat session on `/` and an
-#    echo session on `/echo` (text, binary, ping, close);
+#    pip dependencies, fixed masking keys) runs a chat session on `/`, an
+#    echo session on `/echo` (text, binary, ping, close) and a compressed
+#    echo session (permessage-deflate, RFC 7692: Wireshark inflates it);
 # 4. reads the capture back with `-d tcp.port==PORT,http` (decode-as, since
 #    the port is not 80) and asserts what the dissectors decoded.
 #
@@ -84,7 +85,7 @@ sleep 0.5 # the message comes just before dumpcap's loop starts reading
 
 cat >"$WORK/client.py" <<'PY'
 """A raw-socket WebSocket client with fixed masking keys (RFC 6455)."""
-import base64, hashlib, socket, struct, sys, time
+import base64, hashlib, socket, struct, sys, time, zlib
 
 PORT = int(sys.argv[1])
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -92,23 +93,35 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 def mask(data, key):
     return bytes(b ^ key[i % 4] for i, b in enumerate(data))
 
-def frame(op, payload, key):
+def frame(op, payload, key, rsv1=False):
     n = len(payload)
-    head = bytes([0x80 | op])
+    head = bytes([0x80 | (0x40 if rsv1 else 0) | op])
     if n < 126:
         head += bytes([0x80 | n])
     else:
         head += bytes([0x80 | 126]) + struct.pack(">H", n)
     return head + key + mask(payload, key)
 
+def deflate(data):
+    """RFC 7692 section 7.2.1: raw DEFLATE, sync flush, 00 00 ff ff removed."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+def inflate(data):
+    """RFC 7692 section 7.2.2: the tail appended, then inflated."""
+    return zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff")
+
 class Ws:
-    def __init__(self, path, key16):
+    def __init__(self, path, key16, extensions=None):
         self.s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(key16).decode()
+        ext = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
         self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\n"
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n").encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             d = self.s.recv(4096)
@@ -118,15 +131,21 @@ class Ws:
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
         if not head.startswith(b"HTTP/1.1 101 "):
             sys.exit(f"{path}: no 101: {head!r}")
+        self.head = head
         want = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
         print(f"ACCEPT {key} {want}")
         self.port = self.s.getsockname()[1]
 
-    def send(self, op, payload, key):
-        self.s.sendall(frame(op, payload, key))
+    def send(self, op, payload, key, rsv1=False):
+        self.s.sendall(frame(op, payload, key, rsv1))
 
     def recv(self):
         """The next whole frame from the server: (opcode, payload)."""
+        b0, payload = self.recv_b0()
+        return (None if b0 is None else b0 & 0x0F), payload
+
+    def recv_b0(self):
+        """The next whole frame from the server: (first byte, payload)."""
         while True:
             if len(self.buf) >= 2:
                 b0, b1 = self.buf[0], self.buf[1]
@@ -139,7 +158,7 @@ class Ws:
                     n, i = struct.unpack(">Q", self.buf[2:10])[0] if len(self.buf) >= 10 else -1, 10
                 if n >= 0 and len(self.buf) >= i + n:
                     payload, self.buf = self.buf[i:i + n], self.buf[i + n:]
-                    return b0 & 0x0F, payload
+                    return b0, payload
             d = self.s.recv(65536)
             if not d:
                 return None, b""
@@ -179,6 +198,22 @@ e.expect(0xA, b"are you there?")
 e.send(0x8, struct.pack(">H", 1000) + b"bye", bytes.fromhex("cafebabe"))
 e.expect(0x8, struct.pack(">H", 1000))
 e.s.close()
+
+# Compressed echo on /echo: the client offers permessage-deflate, sends one
+# compressed text (RSV1) and gets it back compressed.
+z = Ws("/echo", b"tshark-zlib-0001", "permessage-deflate; client_max_window_bits")
+if b"permessage-deflate" not in z.head:
+    sys.exit(f"the 101 accepted no compression: {z.head!r}")
+text = b"Hello, compressed world! " * 4
+z.send(0x1, deflate(text), bytes.fromhex("d0d0cafe"), rsv1=True)
+b0, payload = z.recv_b0()
+if b0 != 0xC1 or inflate(payload) != text:
+    sys.exit(f"compressed echo: first byte {b0!r}, payload {payload!r}")
+print(f"DEFLATE_TEXT {text.decode()}")
+print(f"DEFLATE_SIZES {len(deflate(text))} {len(payload)}")
+z.send(0x8, struct.pack(">H", 1000), bytes.fromhex("e1e2e3e4"))
+z.expect(0x8, struct.pack(">H", 1000))
+z.s.close()
 print("CLIENT_OK")
 PY
 
@@ -187,6 +222,7 @@ if python3 "$WORK/client.py" "$PORT" >"$WORK/client.out" 2>&1; then
 else
     fail "the Python client's own checks" "$(tail -n 3 "$WORK/client.out")"
 fi
+DEFLATE_TEXT=$(sed -n 's/^DEFLATE_TEXT //p' "$WORK/client.out")
 sleep 1 # let the last FINs reach the capture
 kill -INT "$TSHARK_PID" 2>/dev/null
 wait "$TSHARK_PID" 2>/dev/null
@@ -211,7 +247,8 @@ FIELDS=$(tshark -G fields 2>/dev/null | cut -f3)
 has_field() { printf '%s\n' "$FIELDS" | grep -qx "$1"; }
 for f in http.upgrade http.response.code http.sec_websocket_key http.sec_websocket_accept \
     websocket.opcode websocket.mask websocket.masking_key websocket.payload.text \
-    websocket.payload.ping websocket.payload.pong websocket.payload.close.status_code; do
+    websocket.payload.ping websocket.payload.pong websocket.payload.close.status_code \
+    http.sec_websocket_extensions websocket.pmc; do
     has_field "$f" || fail "this tshark has no field $f"
 done
 # The unmasked binary payload: 4.0 hands it to the "data" dissector.
@@ -219,12 +256,16 @@ BIN_FIELD=data.data
 has_field websocket.unmasked_payload && BIN_FIELD=websocket.unmasked_payload
 
 n=$(count 'http.request.method == "GET" && http.upgrade == "websocket" && http.sec_websocket_version == 13')
-[ "$n" -eq 3 ] && ok "3 upgrade requests decoded as HTTP (Upgrade: websocket, version 13)" ||
-    fail "upgrade requests decoded: $n, want 3"
+[ "$n" -eq 4 ] && ok "4 upgrade requests decoded as HTTP (Upgrade: websocket, version 13)" ||
+    fail "upgrade requests decoded: $n, want 4"
 
 n=$(count 'http.response.code == 101 && http.upgrade == "websocket"')
-[ "$n" -eq 3 ] && ok "3 '101 Switching Protocols' responses decoded" ||
-    fail "101 responses decoded: $n, want 3"
+[ "$n" -eq 4 ] && ok "4 '101 Switching Protocols' responses decoded" ||
+    fail "101 responses decoded: $n, want 4"
+
+n=$(count "http.response.code == 101 && http.sec_websocket_extensions contains \"permessage-deflate\" && http.sec_websocket_extensions contains \"client_no_context_takeover\"")
+[ "$n" -eq 1 ] && ok "the compressed session's 101 names permessage-deflate (Wireshark saw it)" ||
+    fail "101 responses naming permessage-deflate: $n, want 1"
 
 # Sec-WebSocket-Accept as Wireshark saw it = what RFC 6455 4.2.2 says.
 bad=0
@@ -234,7 +275,7 @@ while read -r _ key want; do
     sent=$(tsh "http.sec_websocket_key == \"$key\"" frame.number | grep -c .)
     [ "$got" -eq 1 ] && [ "$sent" -eq 1 ] || bad=$((bad + 1))
 done < <(grep '^ACCEPT ' "$WORK/client.out")
-[ "$bad" -eq 0 ] && [ "$(grep -c '^ACCEPT ' "$WORK/client.out")" -eq 3 ] &&
+[ "$bad" -eq 0 ] && [ "$(grep -c '^ACCEPT ' "$WORK/client.out")" -eq 4 ] &&
     ok "each Sec-WebSocket-Accept on the wire is base64(SHA-1(key + GUID))" ||
     fail "Sec-WebSocket-Accept check failed for $bad handshake(s)"
 
@@ -272,8 +313,23 @@ m=$(tsh "websocket.opcode == 10 && tcp.srcport == $PORT" websocket.payload.pong 
     fail "ping/pong payloads: ping $n, pong $m, want 1 and 1"
 
 n=$(tsh "websocket.opcode == 8" websocket.payload.close.status_code | grep -cx 1000)
-[ "$n" -eq 6 ] && ok "6 close frames with status 1000 (3 sent, 3 echoed)" ||
-    fail "close frames with status 1000: $n, want 6"
+[ "$n" -eq 8 ] && ok "8 close frames with status 1000 (4 sent, 4 echoed)" ||
+    fail "close frames with status 1000: $n, want 8"
+
+# permessage-deflate: RSV1 ("Per-Message Compressed") both ways, and
+# Wireshark's own inflater gets the text back from each.
+n=$(count "websocket.pmc == 1 && tcp.dstport == $PORT")
+m=$(count "websocket.pmc == 1 && tcp.srcport == $PORT")
+[ "$n" -eq 1 ] && [ "$m" -eq 1 ] && ok "one compressed message each way (RSV1: websocket.pmc == 1)" ||
+    fail "compressed frames: $n from the client, $m from the server, want 1 and 1"
+n=$(tsh "websocket.pmc == 1 && tcp.srcport == $PORT" websocket.payload.text | grep -cxF "$DEFLATE_TEXT")
+m=$(tsh "websocket.pmc == 1 && tcp.dstport == $PORT" websocket.payload.text | grep -cxF "$DEFLATE_TEXT")
+[ -n "$DEFLATE_TEXT" ] && [ "$n" -eq 1 ] && [ "$m" -eq 1 ] &&
+    ok "Wireshark inflated the compressed text both ways: \"${DEFLATE_TEXT:0:25}...\"" ||
+    fail "compressed text not inflated by Wireshark (server $n, client $m)"
+n=$(count "websocket.pmc == 1 && websocket.rsv == 4 && websocket.payload_length < 100")
+[ "$n" -eq 2 ] && ok "the compressed frames are shorter than the 100-byte text" ||
+    fail "compressed frames shorter than the text: $n, want 2"
 
 if bad=$(tshark -r "$PCAP" -d "tcp.port==$PORT,http" -Y '_ws.malformed || _ws.expert.severity >= error' 2>"$WORK/expert.err"); then
     [ -z "$bad" ] && ok "no malformed packet, no expert info at error level" ||

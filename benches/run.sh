@@ -21,7 +21,9 @@ FANOUT=${FANOUT:-10000}
 # Subscribers in the two-node (Redis) comparison.
 FANOUT_REDIS=${FANOUT_REDIS:-2000}
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(ws-echo ws-echo-16k http wrk fanout longpoll idle redis)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(ws-echo ws-echo-16k http wrk fanout longpoll idle redis deflate)
+# Publishes per second in the compression comparison (1 KiB JSON each).
+DEFLATE_RATE=${DEFLATE_RATE:-100}
 
 command -v taskset >/dev/null || { echo "taskset (util-linux) is needed"; exit 2; }
 cargo build --release --quiet --bin pushwire --bin pushwire-bench
@@ -137,6 +139,14 @@ for round in $(seq "$ROUNDS"); do
                 awk -v r="$(cpu_s "$REDIS_PID")" -v r0="$r0" -v a="$(cpu_s "$NODE_A")" -v a0="$a0" \
                     'BEGIN { printf "  redis-server used %.2f s of CPU, node A %.2f s\n", r - r0, a - a0 }' 
                 stop_server; stop_redis_pair ;;
+            deflate)
+                # permessage-deflate against no compression, same messages
+                # (1 KiB of JSON records), each pair back to back.
+                pushwire; run fanout-1k ws-fanout --conns "$FANOUT" --rate "$DEFLATE_RATE" --size 1024 --payload json; stop_server
+                pushwire; run fanout-1k-deflate ws-fanout --conns "$FANOUT" --rate "$DEFLATE_RATE" --size 1024 --payload json --deflate; stop_server
+                pushwire; run ws-echo-1k ws-echo --conns 100 --inflight 16 --size 1024 --payload json; stop_server
+                pushwire; run ws-echo-1k-deflate ws-echo --conns 100 --inflight 16 --size 1024 --payload json --deflate; stop_server
+                pushwire; run idle-ws-deflate idle --conns 10000 --idle-kind ws --deflate; stop_server ;;
             idle)
                 pushwire; run idle-ws idle --conns 10000 --idle-kind ws; stop_server
                 pushwire; run idle-sse idle --conns 10000 --idle-kind sse; stop_server
@@ -161,10 +171,15 @@ print("ratios to the baseline, median (range) over rounds:")
 for a, b, name in [("ws-echo-64", "tcp-echo-64", "WebSocket echo 64 B / raw TCP echo"),
                    ("ws-echo-16k", "tcp-echo-16k", "WebSocket echo 16 KiB / raw TCP echo"),
                    ("shortpoll", "canned", "keep-alive short polls / canned mio HTTP"),
-                   ("wrk-shortpoll", "wrk-canned", "keep-alive short polls / canned mio HTTP, with wrk")]:
+                   ("wrk-shortpoll", "wrk-canned", "keep-alive short polls / canned mio HTTP, with wrk"),
+                   ("ws-echo-1k-deflate", "ws-echo-1k", "WebSocket echo 1 KiB JSON, compressed / uncompressed")]:
     pa, pb = tput(a), tput(b)
     if pa and pb:
         print(f"  {name}: {spread([x / y for x, y in zip(pa, pb) if y])}")
+p99 = lambda label: [x.get("p99_us") or 0 for x in by.get(label, [])]
+pa, pb = p99("fanout-1k-deflate"), p99("fanout-1k")
+if pa and pb:
+    print(f"  fan-out p99, 1 KiB JSON, compressed / uncompressed: {spread([x / y for x, y in zip(pa, pb) if y])}")
 print()
 print("per scenario (median over rounds):")
 for label, res in by.items():

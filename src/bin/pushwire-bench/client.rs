@@ -31,12 +31,15 @@ use slab::Slab;
 
 use pushwire::wire::chunked::ChunkedDecoder;
 use pushwire::wire::http1::{parse_response_head, response_body, ResponseBody, MAX_HEADERS};
-use pushwire::wire::ws_frame::{opcode, parse_header, write_masked_frame};
+use pushwire::wire::ws_frame::{
+    opcode, parse_header_with, write_masked_frame, write_masked_frame_with_rsv, RSV1,
+};
 use pushwire::wire::ws_handshake::accept_key;
 use pushwire::wire::Status;
 
+use crate::deflate::{self, Inflate};
 use crate::metrics::{rss_kb, CpuMark, Histogram};
-use crate::opts::{IdleKind, Opts, Scenario};
+use crate::opts::{IdleKind, Opts, Payload, Scenario};
 
 /// Connections connecting or handshaking at once during setup. mio's
 /// `TcpListener::bind` listens with a backlog of 128 (std's value); more
@@ -53,6 +56,8 @@ const TS_DIGITS: usize = 20;
 const POLL_TIMEOUT_S: u32 = 30;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
+/// Largest inflated message accepted (`--deflate`).
+const MAX_INFLATED: usize = 64 << 20;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Role {
@@ -149,6 +154,8 @@ struct Ctx {
     bytes_in: u64,
     bytes_out: u64,
     errors: Vec<(String, u64)>,
+    /// `--deflate`: the one decompressor for every connection.
+    inflate: Inflate,
 }
 
 impl Ctx {
@@ -213,6 +220,9 @@ struct Tpl {
     publish: Vec<u8>,
     publish_ts_at: usize,
     accept: String,
+    /// `--deflate`: the upgrade offers compression, and the server must
+    /// accept it.
+    deflate: bool,
 }
 
 impl Tpl {
@@ -226,21 +236,36 @@ impl Tpl {
             Scenario::WsFanout => format!("/channels/{ch}/ws"),
             _ => o.path.clone().unwrap_or_else(|| "/echo".into()),
         };
+        let offer = match o.deflate {
+            true => format!("Sec-WebSocket-Extensions: {}\r\n", deflate::OFFER),
+            false => String::new(),
+        };
         let upgrade = get(
             &ws_path,
             &format!(
                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n\
-                 Sec-WebSocket-Version: 13\r\n"
+                 Sec-WebSocket-Version: 13\r\n{offer}"
             ),
         );
-        let payload = vec![b'x'; o.size];
+        let content = |n: usize| match o.payload {
+            Payload::Xs => vec![b'x'; n],
+            Payload::Json => deflate::json_text(n).into_bytes(),
+        };
+        let payload = content(o.size);
         let mut echo_frame = Vec::with_capacity(o.size + 14);
         let op = if o.binary {
             opcode::BINARY
         } else {
             opcode::TEXT
         };
-        write_masked_frame(&mut echo_frame, true, op, MASK, &payload);
+        if o.deflate {
+            // No context takeover: the same message always compresses to
+            // the same bytes, so it is compressed once, here.
+            let z = deflate::compress(&payload);
+            write_masked_frame_with_rsv(&mut echo_frame, true, RSV1, op, MASK, &z);
+        } else {
+            write_masked_frame(&mut echo_frame, true, op, MASK, &payload);
+        }
         let http_path = o
             .path
             .clone()
@@ -254,7 +279,7 @@ impl Tpl {
         .into_bytes();
         let publish_ts_at = publish.len();
         publish.extend(std::iter::repeat_n(b'0', TS_DIGITS));
-        publish.extend(std::iter::repeat_n(b'x', body_len - TS_DIGITS));
+        publish.extend(content(body_len - TS_DIGITS));
         Tpl {
             size: o.size,
             inflight: o.inflight,
@@ -273,6 +298,7 @@ impl Tpl {
             publish,
             publish_ts_at,
             accept: accept_key(WS_KEY),
+            deflate: o.deflate,
         }
     }
 
@@ -385,6 +411,7 @@ pub fn run(o: Opts) -> Result<Outcome, String> {
             bytes_in: 0,
             bytes_out: 0,
             errors: Vec::new(),
+            inflate: Inflate::new(),
         },
         tpl,
         scratch: vec![0; 256 * 1024],
@@ -864,6 +891,16 @@ fn process(c: &mut Conn, data: &[u8], ctx: &mut Ctx, t: &Tpl) -> Result<usize, S
             if head.status != 101 || accept != Some(t.accept.as_bytes()) {
                 return Err(format!("upgrade refused: status {}", head.status));
             }
+            let compressed = head.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("sec-websocket-extensions")
+                    && h.value.starts_with(b"permessage-deflate")
+            });
+            if compressed != t.deflate {
+                return Err(format!(
+                    "compression offered: {}, accepted: {compressed}",
+                    t.deflate
+                ));
+            }
         } else {
             if head.status != 200 {
                 return Err(format!("event stream refused: status {}", head.status));
@@ -913,9 +950,10 @@ fn echo_done(c: &mut Conn, ctx: &mut Ctx, t: &Tpl) {
 
 fn ws_frames(c: &mut Conn, data: &[u8], ctx: &mut Ctx, t: &Tpl) -> Result<usize, String> {
     let mut pos = 0;
+    let rsv = if t.deflate { RSV1 } else { 0 };
     loop {
         let buf = &data[pos..];
-        let (h, hl) = match parse_header(buf) {
+        let (h, hl) = match parse_header_with(buf, rsv) {
             Ok(Status::Complete(x)) => x,
             Ok(Status::Partial) => return Ok(pos),
             Err(e) => return Err(format!("bad frame from the server: {e}")),
@@ -929,15 +967,27 @@ fn ws_frames(c: &mut Conn, data: &[u8], ctx: &mut Ctx, t: &Tpl) -> Result<usize,
         }
         let payload = &buf[hl..hl + len];
         match h.opcode {
-            opcode::TEXT | opcode::BINARY | opcode::CONTINUATION if h.fin => match c.role {
-                Role::WsEcho => echo_done(c, ctx, t),
-                Role::WsSub => match ws_delivery(payload) {
-                    Some((id, ts)) => ctx.deliver(&mut c.last_id, id, ts),
-                    None if payload.starts_with(b"{\"truncated\":true") => ctx.truncated += 1,
-                    None => ctx.foreign += 1,
-                },
-                _ => {}
-            },
+            opcode::TEXT | opcode::BINARY | opcode::CONTINUATION if h.fin => {
+                // RSV1: a compressed message (the server never fragments).
+                let message = match h.rsv & RSV1 != 0 {
+                    true => ctx.inflate.inflate(payload, MAX_INFLATED)?,
+                    false => payload,
+                };
+                if c.role == Role::WsEcho && message.len() != t.size {
+                    return Err(format!("echo of {} bytes, sent {}", message.len(), t.size));
+                }
+                let delivery = ws_delivery(message);
+                let truncated = message.starts_with(b"{\"truncated\":true");
+                match c.role {
+                    Role::WsEcho => echo_done(c, ctx, t),
+                    Role::WsSub => match delivery {
+                        Some((id, ts)) => ctx.deliver(&mut c.last_id, id, ts),
+                        None if truncated => ctx.truncated += 1,
+                        None => ctx.foreign += 1,
+                    },
+                    _ => {}
+                }
+            }
             opcode::PING => write_masked_frame(&mut c.out, true, opcode::PONG, MASK, payload),
             opcode::CLOSE => {
                 let code = payload

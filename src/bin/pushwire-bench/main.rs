@@ -8,6 +8,7 @@
 //! and, for fan-out, the drain.
 
 mod client;
+mod deflate;
 mod metrics;
 mod opts;
 mod servers;

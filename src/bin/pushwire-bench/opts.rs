@@ -95,6 +95,21 @@ pub struct Opts {
     /// Fan-out: publish to this node instead of `target` (several nodes
     /// sharing channels through Redis: the backplane's cost per message).
     pub publish_target: Option<SocketAddr>,
+    /// WebSockets offer `permessage-deflate` (and require it accepted);
+    /// echo messages go compressed, received ones are inflated.
+    pub deflate: bool,
+    /// What messages are made of: `x` repeated, or JSON records.
+    pub payload: Payload,
+}
+
+/// The bytes of an echo message or a published body (after its timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// `xxxx...`: the cheapest to make, absurdly compressible.
+    Xs,
+    /// JSON records (`[{"user":"u417","event":"click","x":312,...},...]`):
+    /// what real messages look like, and compress like.
+    Json,
 }
 
 pub const USAGE: &str = "\
@@ -133,6 +148,10 @@ flags [defaults]:
   --path P             http-keepalive request target
                        [/channels/{channel}/poll?timeout=0]; idle WebSocket path [/echo]
   --binary             ws-echo: binary frames instead of text
+  --deflate            WebSockets offer permessage-deflate (RFC 7692) and need it
+                       accepted; echo messages are sent compressed, everything
+                       received compressed is inflated
+  --payload xs|json    message content: 'x' repeated, or JSON records [xs]
   --idle-kind ws|sse|longpoll   what idle holds open [ws]
   --sources N          spread client sockets over 127.0.0.1..127.0.0.N [1]
   --server-pid PID     read the server's CPU and RSS from /proc/PID
@@ -221,6 +240,8 @@ pub fn parse(args: &[String]) -> Result<Opts, (String, u8)> {
         idle_kind: IdleKind::Ws,
         lifetime: Duration::from_secs(600),
         publish_target: None,
+        deflate: false,
+        payload: Payload::Xs,
     };
     let mut i = 1;
     while i < args.len() {
@@ -270,6 +291,17 @@ pub fn parse(args: &[String]) -> Result<Opts, (String, u8)> {
             "--binary" => {
                 o.binary = true;
                 takes_value = false;
+            }
+            "--deflate" => {
+                o.deflate = true;
+                takes_value = false;
+            }
+            "--payload" => {
+                o.payload = match value(i)? {
+                    "xs" => Payload::Xs,
+                    "json" => Payload::Json,
+                    v => return Err(usage(format!("--payload is xs or json, not {v:?}"))),
+                }
             }
             "--help" | "-h" => return Err((String::new(), 0)),
             _ => return Err(usage(format!("unknown flag {flag:?}"))),

@@ -38,6 +38,7 @@ import select
 import socket
 import sys
 import time
+import zlib
 
 T0 = time.monotonic()
 HEX = False
@@ -110,11 +111,33 @@ def shown_text(payload):
     return '"%s"' % (text if len(text) <= 48 else text[:48] + "...")
 
 
+def deflate(data):
+    """A message compressed as permessage-deflate sends it (RFC 7692
+    section 7.2.1): raw DEFLATE, a sync flush, its 00 00 ff ff removed."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def inflate(data):
+    """RFC 7692 section 7.2.2: 00 00 ff ff appended, then inflated."""
+    return zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff")
+
+
 def describe_frame(fin, rsv, op, key, payload):
-    """What a frame means: opcode name, then its payload (unmasked)."""
+    """What a frame means: opcode name, then its payload (unmasked; a
+    compressed one, RSV1 on a text or binary frame, also inflated)."""
     name = OPCODES.get(op, "opcode 0x%x" % op)
     if rsv:
         name += " RSV=%d%d%d" % (rsv >> 2 & 1, rsv >> 1 & 1, rsv & 1)
+    if rsv == 4 and op in (0x1, 0x2):
+        plain = inflate(payload)
+        desc = "%s compressed %d bytes, inflated %d: %s" % (
+            name, len(payload), len(plain), shown_text(plain))
+        if key is not None:
+            desc += " (key %s)" % key.hex()
+        return desc
     if not fin:
         name += " (FIN=0)"
     elif op == 0:
@@ -499,6 +522,24 @@ def ws_errors(addr):
     c.upgrade("/echo", key_of("pushwire-docs-04"))
     pump(wait=2, done=answered(c))
     c.send_frame(0x1, "Hello", None)
+    pump(wait=3, done=closed(c))
+
+
+@scenario("")
+def deflate_echo(addr):
+    """docs/websocket.md: permessage-deflate on /echo, a compressed message each way."""
+    c = connect(addr)
+    c.upgrade("/echo", key_of("pushwire-docs-05"),
+              ("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",))
+    pump(wait=2, done=answered(c))
+    # RFC 7692 section 7.2.3.1: "Hello" in one compressed block; too short
+    # for the server to compress its echo.
+    c.send_frame(0x1, deflate(b"Hello"), bytes.fromhex("d0d0cafe"), rsv=4)
+    pump(wait=1, done=answered(c))
+    clicks = ",".join('{"event":"click","x":%d}' % x for x in range(1, 5))
+    c.send_frame(0x1, deflate(("[%s]" % clicks).encode()), bytes.fromhex("d0d0cafe"), rsv=4)
+    pump(wait=1, done=answered(c))
+    c.send_frame(0x8, b"\x03\xe8", bytes.fromhex("d0d0cafe"))
     pump(wait=3, done=closed(c))
 
 

@@ -109,9 +109,10 @@ impl Compression {
 
 /// One message for many WebSockets (a channel publish, a chat line): each
 /// form of its frame is made once, on first need, and shared by every
-/// connection that takes that form, as today's encode-once sharing does:
-/// the uncompressed frame, and one compressed frame per window size in use
-/// (browsers do not limit the window, so that is one in practice).
+/// connection that takes that form (`Io::send_shared`): the uncompressed
+/// frame, and one compressed frame per window size in use (browsers do not
+/// limit the window, so that is one in practice). Compressing a broadcast
+/// costs one compression, however many subscribers.
 pub struct Broadcast {
     op: u8,
     payload: Vec<u8>,
@@ -522,5 +523,83 @@ pub fn cut_slow(app: &mut App, io: &mut Io, id: ConnId) {
         ws_close::write(&mut payload, ws_close::POLICY, "too slow");
         ws_frame::write_frame(&mut frame, opcode::CLOSE, &payload);
         io.send(id, &frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ws_deflate;
+
+    fn agreed(offer: &str) -> Option<Agreed> {
+        ws_deflate::negotiate([offer.as_bytes()])
+    }
+
+    #[test]
+    fn a_broadcast_is_compressed_once_per_window_and_shared() {
+        let mut c = Compression::new();
+        let payload = br#"{"id":1,"data":"a message long enough to be worth compressing, and repetitive, repetitive"}"#;
+        let mut b = Broadcast::new(opcode::TEXT, payload.to_vec());
+        let browser = agreed("permessage-deflate; client_max_window_bits");
+        let small = agreed("permessage-deflate; server_max_window_bits=10");
+        let (z1, n1) = b.frame_for(&mut c, browser);
+        let (z2, n2) = b.frame_for(&mut c, browser);
+        assert!(
+            Arc::ptr_eq(&z1, &z2),
+            "the second subscriber shares the first's bytes"
+        );
+        assert_eq!(n1, n2);
+        let n = n1.expect("compressed");
+        assert!(n < payload.len());
+        assert_eq!(z1[0], 0xC1, "FIN + RSV1 + text");
+        let (p1, none) = b.frame_for(&mut c, None);
+        let (p2, _) = b.frame_for(&mut c, None);
+        assert!(Arc::ptr_eq(&p1, &p2) && none.is_none());
+        assert_eq!(p1[0], 0x81);
+        let (w10, _) = b.frame_for(&mut c, small);
+        assert!(
+            !Arc::ptr_eq(&w10, &z1),
+            "another window, another compression"
+        );
+        assert_eq!(b.compressed.len(), 2);
+    }
+
+    #[test]
+    fn short_or_incompressible_broadcasts_share_the_plain_frame() {
+        let mut c = Compression::new();
+        let browser = agreed("permessage-deflate");
+        let mut b = Broadcast::new(opcode::TEXT, b"{\"id\":1,\"data\":\"hi\"}".to_vec());
+        let (z, n) = b.frame_for(&mut c, browser);
+        let (p, _) = b.frame_for(&mut c, None);
+        assert!(
+            n.is_none() && Arc::ptr_eq(&z, &p),
+            "under MIN_COMPRESS_BYTES: plain"
+        );
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..200)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut b = Broadcast::new(opcode::BINARY, noise);
+        let (z, n) = b.frame_for(&mut c, browser);
+        assert!(n.is_none(), "random bytes do not shrink");
+        assert!(Arc::ptr_eq(&z, &b.plain()));
+    }
+
+    #[test]
+    fn control_frames_are_never_compressed() {
+        let mut c = Compression::new();
+        let mut out = Vec::new();
+        let z = c.write_frame(
+            agreed("permessage-deflate"),
+            opcode::PING,
+            &[b'a'; 100],
+            &mut out,
+        );
+        assert_eq!((z, out[0]), (None, 0x89));
     }
 }

@@ -358,6 +358,10 @@ pub struct Outcome {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub errors: Vec<(String, u64)>,
+    /// `--deflate`: messages inflated, and messages that were byte for
+    /// byte one inflated before (see `deflate::Inflate`).
+    pub inflated: u64,
+    pub inflate_reused: u64,
 }
 
 struct Bench {
@@ -617,6 +621,8 @@ impl Bench {
             bytes_in: self.ctx.bytes_in,
             bytes_out: self.ctx.bytes_out,
             errors: std::mem::take(&mut self.ctx.errors),
+            inflated: self.ctx.inflate.inflated,
+            inflate_reused: self.ctx.inflate.reused,
         })
     }
 

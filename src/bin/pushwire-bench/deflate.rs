@@ -9,11 +9,19 @@
 //!
 //! A fan-out delivers the same compressed bytes to every subscriber, so
 //! inflating 10,000 identical copies would measure the generator, not the
-//! server. [`Inflate`] remembers the last message it inflated and, when
-//! the next one is byte for byte the same, hands back the same result
-//! (a comparison of a few hundred bytes instead of a decompression).
+//! server. [`Inflate`] remembers the messages it inflated recently and,
+//! when one arrives again byte for byte the same, hands back the same
+//! result: a lookup and a comparison of a few hundred bytes instead of a
+//! decompression. (Subscribers that fall behind hold several messages
+//! each, read connection by connection, so the last one alone would not
+//! do.)
+
+use std::collections::HashMap;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// Inflated messages remembered; past this many, the memory starts afresh.
+const REMEMBERED: usize = 1024;
 
 /// The offer, as browsers make it.
 pub const OFFER: &str = "permessage-deflate; client_max_window_bits";
@@ -45,12 +53,33 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One decompressor for every connection, and the last message it did.
+/// A cheap key for a compressed message: its length and a hash of all its
+/// bytes, eight at a time (a hit is confirmed by comparing every byte).
+/// Not the first and last bytes alone: messages of one fan-out differ only
+/// in their id and timestamp, which DEFLATE puts in the middle.
+type Key = (usize, u64);
+
+fn key(b: &[u8]) -> Key {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+    }
+    for &byte in words.remainder() {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (b.len(), h)
+}
+
+/// One decompressor for every connection, and the messages it did lately.
 pub struct Inflate {
     d: Decompress,
+    /// key -> (compressed, inflated)
+    seen: HashMap<Key, (Vec<u8>, Vec<u8>)>,
     last_in: Vec<u8>,
     last_out: Vec<u8>,
-    /// Messages inflated, and messages answered from the last one.
+    /// Messages inflated, and messages answered from an earlier copy.
     pub inflated: u64,
     pub reused: u64,
 }
@@ -59,6 +88,7 @@ impl Inflate {
     pub fn new() -> Self {
         Inflate {
             d: Decompress::new(false),
+            seen: HashMap::new(),
             last_in: Vec::new(),
             last_out: Vec::new(),
             inflated: 0,
@@ -69,9 +99,12 @@ impl Inflate {
     /// The inflated form of one compressed message (RFC 7692 section
     /// 7.2.2), at most `limit` bytes.
     pub fn inflate(&mut self, compressed: &[u8], limit: usize) -> Result<&[u8], String> {
-        if compressed == self.last_in.as_slice() && !self.last_in.is_empty() {
-            self.reused += 1;
-            return Ok(&self.last_out);
+        let k = key(compressed);
+        if let Some((c, out)) = self.seen.get(&k) {
+            if c.as_slice() == compressed && out.len() <= limit {
+                self.reused += 1;
+                return Ok(&self.seen[&k].1);
+            }
         }
         self.inflated += 1;
         self.last_in.clear();
@@ -106,8 +139,12 @@ impl Inflate {
                 }
             }
         }
+        if self.seen.len() >= REMEMBERED {
+            self.seen.clear();
+        }
         self.last_in.extend_from_slice(compressed);
-        Ok(&self.last_out)
+        let entry = (self.last_in.clone(), self.last_out.clone());
+        Ok(&self.seen.entry(k).insert_entry(entry).into_mut().1)
     }
 }
 

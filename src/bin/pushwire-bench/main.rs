@@ -180,6 +180,13 @@ fn human(
         );
     }
     let _ = writeln!(s, "bytes         {} in, {} out", r.bytes_in, r.bytes_out);
+    if r.inflated > 0 {
+        let _ = writeln!(
+            s,
+            "inflated      {} messages, {} more were copies of one already inflated",
+            r.inflated, r.inflate_reused
+        );
+    }
     for (e, n) in &r.errors {
         let _ = writeln!(s, "error         {e} (x{n})");
     }

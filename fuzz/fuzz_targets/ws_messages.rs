@@ -7,7 +7,11 @@
 //! * mode bit 0 set: the data describe frames (2 bytes of flags and
 //!   length, a 4-byte key, the payload), which are encoded as a client
 //!   would; that reaches fragmentation, interleaved control frames and
-//!   UTF-8 cut across frames far more often than raw bytes do.
+//!   UTF-8 cut across frames far more often than raw bytes do;
+//! * mode bit 1 set: the connection agreed `permessage-deflate` (RFC
+//!   7692), and in frame mode some frames get RSV1, a text or binary
+//!   one's payload compressed first (so that messages inflate, and not
+//!   only fail to).
 //!
 //! Properties:
 //! * whole and in pieces give the same sequence of messages, the same
@@ -15,12 +19,15 @@
 //! * every poll makes progress or asks for more; messages are at most
 //!   `max_message` bytes;
 //! * in frame mode, the messages and error equal those of a plain
-//!   frame-at-a-time model of RFC 6455 sections 5.2-5.5 and 8.1.
+//!   frame-at-a-time model of RFC 6455 sections 5.2-5.5 and 8.1 and RFC
+//!   7692 section 6 (the inflating itself is `ws_deflate::Inflater`'s,
+//!   fuzzed on its own in `ws_inflate`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pushwire::proto::ws::{Inflate, Message, MessageReader, Progress, WsError};
-use pushwire::wire::ws_frame::{self, opcode, parse_header};
+use pushwire::wire::ws_deflate::{Deflater, Inflater};
+use pushwire::wire::ws_frame::{self, opcode, parse_header_with, RSV1};
 use pushwire::wire::{ws_close, Status};
 use pushwire_fuzz::Input;
 
@@ -57,8 +64,11 @@ struct Run {
 
 /// Feeds `pieces` as successive reads, polling until `NeedMore` after each,
 /// as the server's read loop does.
-fn run(pieces: &[&[u8]], max: usize) -> Run {
-    let mut reader = MessageReader::new(max);
+fn run(pieces: &[&[u8]], max: usize, deflate: bool) -> Run {
+    let mut reader = match deflate {
+        true => MessageReader::with_deflate(max),
+        false => MessageReader::new(max),
+    };
     let (mut inflate, mut inflated) = (Inflate::new(), Vec::new());
     let mut buf: Vec<u8> = Vec::new();
     let mut events = Vec::new();
@@ -108,24 +118,37 @@ struct Frame {
     payload: Vec<u8>,
 }
 
-/// Frame mode: turns the data into a client's frames.
-fn frames(data: &[u8]) -> Vec<Frame> {
+/// Frame mode: turns the data into a client's frames (with `deflate`,
+/// some of them compressed).
+fn frames(data: &[u8], deflate: bool) -> Vec<Frame> {
     let mut input = Input::new(data);
     let mut out = Vec::new();
+    let mut deflater = Deflater::new(6);
     while !input.is_empty() {
         let b0 = input.byte();
         let b1 = input.byte();
         // Mostly well-formed headers; bit 6 of the first byte asks for raw
         // RSV2/RSV3 bits and opcode instead.
-        let rsv_op = if b0 & 0x40 != 0 {
+        let mut rsv_op = if b0 & 0x40 != 0 {
             b0 & 0x3F
         } else {
             [0, 1, 2, 0, 1, 2, 8, 9, 10][usize::from(b0 & 0x0F) % 9]
         };
+        // RSV1 (0x40 here) on a quarter of the well-formed frames.
+        let rsv1 = deflate && b0 & 0x70 == 0x30;
+        if rsv1 {
+            rsv_op |= 0x40;
+        }
         let fin = b0 & 0x80 != 0;
         let masked = b1 & 0x80 == 0;
         let key = [input.byte(), input.byte(), input.byte(), input.byte()];
-        let payload = input.take(usize::from(b1 & 0x7F)).to_vec();
+        let mut payload = input.take(usize::from(b1 & 0x7F)).to_vec();
+        if rsv1 && matches!(rsv_op & 0x0F, opcode::TEXT | opcode::BINARY) {
+            let mut z = Vec::new();
+            if deflater.compress(&payload, 15, &mut z) {
+                payload = z;
+            }
+        }
         let mut bytes = Vec::new();
         write_header(
             &mut bytes,
@@ -158,16 +181,20 @@ fn utf8_prefix(b: &[u8]) -> bool {
     }
 }
 
-/// RFC 6455 frame by frame: what a server must make of these frames.
-fn model(frames: &[Frame], max: usize) -> Vec<Event> {
+/// RFC 6455 (and, with `deflate`, RFC 7692) frame by frame: what a server
+/// must make of these frames.
+fn model(frames: &[Frame], max: usize, deflate: bool) -> Vec<Event> {
     let mut events = Vec::new();
     let mut message: Option<u8> = None;
+    let mut compressed_message = false;
     let mut buffer: Vec<u8> = Vec::new();
+    let mut inflater = Inflater::new();
     let err = |events: &mut Vec<Event>, e: WsError| {
         events.push(Event::Error(e, e.close_code()));
     };
+    let extension_rsv = if deflate { RSV1 } else { 0 };
     for f in frames {
-        let h = match parse_header(&f.bytes) {
+        let h = match parse_header_with(&f.bytes, extension_rsv) {
             Ok(Status::Complete((h, _))) => h,
             Ok(Status::Partial) => unreachable!("a whole frame"),
             Err(e) => {
@@ -177,6 +204,12 @@ fn model(frames: &[Frame], max: usize) -> Vec<Event> {
         };
         if h.mask.is_none() {
             err(&mut events, WsError::UnmaskedFrame);
+            return events;
+        }
+        let compressed = h.rsv & RSV1 != 0;
+        // RFC 7692 section 6: never on a control frame.
+        if compressed && opcode::is_control(h.opcode) {
+            err(&mut events, WsError::CompressedControl);
             return events;
         }
         let p = &f.payload;
@@ -202,19 +235,36 @@ fn model(frames: &[Frame], max: usize) -> Vec<Event> {
                     }
                     _ => {}
                 }
+                // RFC 7692 section 6.1: only a message's first frame.
+                if compressed && op == opcode::CONTINUATION {
+                    err(&mut events, WsError::CompressedContinuation);
+                    return events;
+                }
                 if buffer.len() + p.len() > max {
                     err(&mut events, WsError::MessageTooBig);
                     return events;
                 }
+                if message.is_none() {
+                    compressed_message = compressed;
+                }
                 let kind = *message.get_or_insert(op);
                 buffer.extend_from_slice(p);
-                if kind == opcode::TEXT && !utf8_prefix(&buffer) {
+                // Compressed text can only be judged once inflated.
+                if kind == opcode::TEXT && !compressed_message && !utf8_prefix(&buffer) {
                     err(&mut events, WsError::InvalidUtf8);
                     return events;
                 }
                 if h.fin {
                     message = None;
-                    let body = std::mem::take(&mut buffer);
+                    let mut body = std::mem::take(&mut buffer);
+                    if compressed_message {
+                        let mut out = Vec::new();
+                        if let Err(e) = inflater.inflate(&body, max, &mut out) {
+                            err(&mut events, WsError::Inflate(e));
+                            return events;
+                        }
+                        body = out;
+                    }
                     if kind == opcode::TEXT {
                         match String::from_utf8(body) {
                             Ok(s) => events.push(Event::Text(s)),
@@ -240,8 +290,9 @@ fuzz_target!(|data: &[u8]| {
     let plan = input.plan();
     let data = input.rest();
 
+    let deflate = mode & 2 != 0;
     let (wire, frames) = if mode & 1 != 0 {
-        let frames = frames(data);
+        let frames = frames(data, deflate);
         let wire: Vec<u8> = frames
             .iter()
             .flat_map(|f| f.bytes.iter().copied())
@@ -251,8 +302,8 @@ fuzz_target!(|data: &[u8]| {
         (data.to_vec(), None)
     };
 
-    let whole = run(&[&wire], max);
-    let split = run(&plan.pieces(&wire), max);
+    let whole = run(&[&wire], max, deflate);
+    let split = run(&plan.pieces(&wire), max, deflate);
     assert_eq!(
         split,
         whole,
@@ -262,7 +313,7 @@ fuzz_target!(|data: &[u8]| {
     );
 
     if let Some(frames) = frames {
-        let want = model(&frames, max);
+        let want = model(&frames, max, deflate);
         assert_eq!(whole.events, want, "frame model (max_message {max})");
         if !matches!(want.last(), Some(Event::Error(..))) {
             assert!(whole.unread.is_empty());

@@ -198,11 +198,11 @@ export function subscribe(channel, options = {}) {
     const lived = c.openedAt ? Date.now() - c.openedAt : 0;
     say('·', `${c.t} ended after ${lived} ms: ${reason}`);
     if (closed) return;
-    if (lived >= 1000 && (Date.now() >= c.exp - 1000 || /token expired/.test(reason))) {
+    if (lived >= 500 && (Date.now() >= c.exp - 1000 || /token expired/.test(reason))) {
       // The server ends a stream at its token's `exp` (a second of slack for
       // clocks): not the transport's fault. Connect again at once, which
-      // asks for a fresh token. (Not for a stream that lived under a
-      // second: a token expired on arrival must not make a tight loop.)
+      // asks for a fresh token. (Not for a stream that lived under half a
+      // second: a token about to expire must not make a tight loop.)
       say('·', 'the token expired: reconnecting with a new one');
       return connect();
     }

@@ -20,7 +20,7 @@ import {
 
 const bin = process.argv[2] || process.env.PUSHWIRE_BIN;
 if (!bin) { console.error('usage: node client-token.spec.mjs path/to/pushwire'); process.exit(2); }
-const watchdog = setTimeout(() => { console.error('token: the run took longer than 60 s; giving up'); report('token'); process.exit(1); }, 60_000);
+const watchdog = setTimeout(() => { console.error('token: the run took longer than 45 s; giving up'); report('token'); process.exit(1); }, 45_000);
 
 const SECRET = 'a-test-secret-of-at-least-32-bytes-for-hs256';
 const TTL = 2;

@@ -16,7 +16,7 @@ import {
 const bin = process.argv[2] || process.env.PUSHWIRE_BIN;
 if (!bin) { console.error('usage: node client.spec.mjs path/to/pushwire'); process.exit(2); }
 
-const watchdog = setTimeout(() => { console.error('client: the run took longer than 100 s; giving up'); report('client'); process.exit(1); }, 100_000);
+const watchdog = setTimeout(() => { console.error('client: the run took longer than 75 s; giving up'); report('client'); process.exit(1); }, 75_000);
 const uniq = Date.now().toString(36);
 const TRANSPORTS = ['websocket', 'sse', 'longpoll'];
 const texts = (a, b) => range(a, b).map((i) => `m${i}`);

@@ -71,6 +71,6 @@ kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server="
 # pushwire.js (API.md section 3) under faults; the token spec runs against
 # the server's own tokens once its --help lists --token-secret, and until
 # then plays section 8 at its proxy (TOKENS=real insists on the server).
-timeout 120 node "$here/client.spec.mjs" "$bin" || status=1
-timeout 90 node "$here/client-token.spec.mjs" "$bin" || status=1
+timeout 90 node "$here/client.spec.mjs" "$bin" || status=1
+timeout 60 node "$here/client-token.spec.mjs" "$bin" || status=1
 exit "$status"

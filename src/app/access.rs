@@ -63,6 +63,7 @@ fn need<'a>(route: &'a Route<'_>) -> Need<'a> {
             Need::Admin
         }
         Route::Index
+        | Route::ClientLibrary
         | Route::Submit
         | Route::CheckStatus
         | Route::Sse

@@ -33,6 +33,8 @@ const DEFAULT_POLL_S: u64 = 30;
 const MAX_POLL_S: u64 = 120;
 
 /// `POST /channels/{ch}` with the message as body → `201 {"id":N}`.
+/// `quiet`: the request carries `X-Pushwire-Delivery` (it is a webhook
+/// delivery): the message reaches subscribers but fires no webhook.
 pub fn publish_http(
     app: &mut App,
     io: &mut Io,
@@ -40,6 +42,7 @@ pub fn publish_http(
     ctx: Ctx<'_>,
     name: &str,
     body: &[u8],
+    quiet: bool,
 ) -> Flow {
     let Ok(text) = std::str::from_utf8(body) else {
         http::respond_error(app, io, id, ctx, 400, "a message must be UTF-8 text");
@@ -62,13 +65,13 @@ pub fn publish_http(
         return Flow::Done;
     }
     if app.redis.is_none() {
-        let mid = publish_local(app, io, ch, text);
+        let mid = publish_local(app, io, ch, text, quiet);
         http::respond_json(app, io, id, ctx, 201, &format!("{{\"id\":{mid}}}"));
         return Flow::Done;
     }
     // With Redis, the id comes from Redis: hold the request until the
     // reply (`redis.rs`).
-    match redis::publish(app, io, ch, text, Some(id)) {
+    match redis::publish(app, io, ch, text, quiet, Some(id)) {
         Ok(()) => longpoll::park(
             app,
             io,
@@ -142,18 +145,18 @@ pub fn publish(app: &mut App, io: &mut Io, ch: usize, data: &str) -> Result<(), 
         return Err(e.to_string());
     }
     if app.redis.is_none() {
-        publish_local(app, io, ch, data);
+        publish_local(app, io, ch, data, false);
         return Ok(());
     }
-    redis::publish(app, io, ch, data, None).map_err(|()| {
+    redis::publish(app, io, ch, data, false, None).map_err(|()| {
         app.hub.release_if_unused(ch);
         "the backplane (Redis) is unreachable".to_string()
     })
 }
 
 /// In process: the next id, history, delivery, all at once.
-fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str) -> u64 {
-    let m = app.hub.append(ch, Arc::from(data));
+fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str, quiet: bool) -> u64 {
+    let m = app.hub.append(ch, Arc::from(data), quiet);
     let id = m.id;
     deliver(app, io, ch, m);
     id
@@ -209,7 +212,7 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
     for id in polls {
         longpoll::release_channel(app, io, id, m.id);
     }
-    if !app.webhooks.hooks.is_empty() {
+    if !m.quiet && !app.webhooks.hooks.is_empty() {
         let name = app.hub.get(ch).name.clone();
         webhooks::message(app, io, &name, m.id, &m.data);
     }

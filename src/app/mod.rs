@@ -59,6 +59,10 @@ pub type Io = net::Io<App>;
 /// The demo page, served from the binary (no CDN, no build step).
 pub(crate) const DEMO_PAGE: &str = include_str!("demo.html");
 
+/// The browser client library (API.md section 3), an ES module read as it
+/// is written: no build step, no minifier.
+pub(crate) const CLIENT_LIBRARY: &str = include_str!("pushwire.js");
+
 /// The application's own timers (connection deadlines are the loop's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
@@ -93,6 +97,8 @@ pub struct App {
     pub date: http::DateLines,
     /// A graceful shutdown began: answers close their connections.
     pub draining: bool,
+    /// `GET /webhook-receiver`'s body, built once per change and shared.
+    pub receiver_answer: Option<std::sync::Arc<[u8]>>,
 }
 
 impl App {
@@ -118,6 +124,7 @@ impl App {
             chat: Vec::new(),
             date: http::DateLines::default(),
             draining: false,
+            receiver_answer: None,
             cfg,
         }
     }
@@ -470,6 +477,7 @@ mod tests {
         let pending = redis::Pending::Publish {
             ch: app.hub.channel("x").unwrap(),
             data: Arc::from("d"),
+            quiet: false,
             waiter: Some(old),
         };
         redis::abandoned(app, io, pending);

@@ -43,10 +43,11 @@ pub const PUBSUB: &str = "pushwire:messages";
 
 /// Appends a message atomically: the next id, the stream entry (trimmed
 /// to --history), the notification. KEYS: seq, log. ARGV: data, history,
-/// pub/sub channel, channel name.
+/// pub/sub channel, channel name, quiet ("1": published by a webhook
+/// delivery, fires no webhook on any node; "0" otherwise).
 const PUBLISH_SCRIPT: &str = "local id = redis.call('INCR', KEYS[1]) \
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-1', 'd', ARGV[1]) \
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\\n' .. id .. '\\n' .. ARGV[1]) \
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-1', 'd', ARGV[1], 'q', ARGV[5]) \
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\\n' .. id .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[1]) \
 return id";
 
 /// A channel's state in one round trip: its last id and its kept stream.
@@ -72,6 +73,7 @@ pub enum Pending {
     Publish {
         ch: usize,
         data: Arc<str>,
+        quiet: bool,
         waiter: Option<ConnId>,
     },
     /// A keep-alive PING on the command connection.
@@ -129,7 +131,7 @@ fn parse_sync_reply(v: &Value) -> Option<(u64, Vec<Stored>)> {
     };
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        // [ "8-1", [ "d", "<data>" ] ]
+        // [ "8-1", [ "d", "<data>", "q", "0" ] ] (no "q": not quiet)
         let Value::Array(pair) = e else { return None };
         let [Value::Bulk(id), Value::Array(fields)] = pair.as_slice() else {
             return None;
@@ -140,24 +142,34 @@ fn parse_sync_reply(v: &Value) -> Option<(u64, Vec<Stored>)> {
             .next()?
             .parse()
             .ok()?;
-        let data = match fields.as_slice() {
-            [Value::Bulk(_), Value::Bulk(d)] => std::str::from_utf8(d).ok()?,
+        let (data, quiet) = match fields.as_slice() {
+            [Value::Bulk(_), Value::Bulk(d)] => (d, false),
+            [Value::Bulk(_), Value::Bulk(d), Value::Bulk(_), Value::Bulk(q)] => {
+                (d, q.as_slice() == b"1")
+            }
             _ => return None,
         };
         out.push(Stored {
             id,
-            data: Arc::from(data),
+            data: Arc::from(std::str::from_utf8(data).ok()?),
+            quiet,
         });
     }
     Some((last_id, out))
 }
 
-/// `news\n8\nhi` → ("news", 8, "hi").
-fn parse_announcement(payload: &[u8]) -> Option<(&str, u64, &str)> {
+/// `news\n8\n0\nhi` → ("news", 8, not quiet, "hi").
+fn parse_announcement(payload: &[u8]) -> Option<(&str, u64, bool, &str)> {
     let text = std::str::from_utf8(payload).ok()?;
     let (name, rest) = text.split_once('\n')?;
-    let (id, data) = rest.split_once('\n')?;
-    Some((name, id.parse().ok()?, data))
+    let (id, rest) = rest.split_once('\n')?;
+    let (quiet, data) = rest.split_once('\n')?;
+    let quiet = match quiet {
+        "0" => false,
+        "1" => true,
+        _ => return None,
+    };
+    Some((name, id.parse().ok()?, quiet, data))
 }
 
 fn seq_key(name: &str) -> String {
@@ -196,12 +208,13 @@ pub fn publish(
     io: &mut Io,
     ch: usize,
     data: &str,
+    quiet: bool,
     waiter: Option<ConnId>,
 ) -> Result<(), ()> {
     let name = app.hub.get(ch).name.clone();
     let (seq, log) = (seq_key(&name), log_key(&name));
     let history = app.cfg.history.to_string();
-    let args: [&[u8]; 9] = [
+    let args: [&[u8]; 10] = [
         b"EVAL",
         PUBLISH_SCRIPT.as_bytes(),
         b"2",
@@ -211,10 +224,12 @@ pub fn publish(
         history.as_bytes(),
         PUBSUB.as_bytes(),
         name.as_bytes(),
+        if quiet { b"1" } else { b"0" },
     ];
     let pending = Pending::Publish {
         ch,
         data: Arc::from(data),
+        quiet,
         waiter,
     };
     if redis_conn::command(app, io, &args, pending) {
@@ -307,7 +322,7 @@ pub fn channel_ready(
 
 /// An announcement on the subscriber connection: `news\n8\nhi`.
 pub fn announced(app: &mut App, io: &mut Io, payload: &[u8]) {
-    let Some((name, id, data)) = parse_announcement(payload) else {
+    let Some((name, id, quiet, data)) = parse_announcement(payload) else {
         return;
     };
     // A channel nobody here has used: nothing to keep in step.
@@ -323,7 +338,7 @@ pub fn announced(app: &mut App, io: &mut Io, payload: &[u8]) {
         return;
     }
     let last = c.last_id;
-    match app.hub.append_with_id(ch, id, Arc::from(data)) {
+    match app.hub.append_with_id(ch, id, Arc::from(data), quiet) {
         Some(m) => channels::deliver(app, io, ch, m),
         // A gap: something was missed (a reconnect, a race with a sync);
         // the stream has it.
@@ -336,7 +351,12 @@ pub fn announced(app: &mut App, io: &mut Io, payload: &[u8]) {
 pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
     match pending {
         Pending::Ping => {}
-        Pending::Publish { ch, data, waiter } => {
+        Pending::Publish {
+            ch,
+            data,
+            quiet,
+            waiter,
+        } => {
             let c = app.hub.get_mut(ch);
             c.pending = c.pending.saturating_sub(1);
             let answer = match v {
@@ -351,7 +371,7 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
                 Ok(id) => {
                     let c = app.hub.get(ch);
                     if c.synced && !c.syncing {
-                        if let Some(m) = app.hub.append_with_id(ch, *id as u64, data) {
+                        if let Some(m) = app.hub.append_with_id(ch, *id as u64, data, quiet) {
                             channels::deliver(app, io, ch, m);
                         }
                     }
@@ -484,11 +504,15 @@ mod tests {
     #[test]
     fn announcements() {
         assert_eq!(
-            parse_announcement(b"news\n8\nhi\nthere"),
-            Some(("news", 8, "hi\nthere"))
+            parse_announcement(b"news\n8\n0\nhi\nthere"),
+            Some(("news", 8, false, "hi\nthere"))
         );
-        assert_eq!(parse_announcement(b"news\n8\n"), Some(("news", 8, "")));
-        assert_eq!(parse_announcement(b"news\nx\nhi"), None);
+        assert_eq!(
+            parse_announcement(b"news\n8\n1\n"),
+            Some(("news", 8, true, ""))
+        );
+        assert_eq!(parse_announcement(b"news\n8\n2\nhi"), None);
+        assert_eq!(parse_announcement(b"news\nx\n0\nhi"), None);
         assert_eq!(parse_announcement(b"news"), None);
     }
 

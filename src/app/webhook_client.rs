@@ -131,6 +131,12 @@ fn start_attempt(app: &mut App, io: &mut Io, seq: u64) {
         let error = Err("the destination's name is not resolved".into());
         return finished(app, io, seq, error, 0, false);
     };
+    if super::webhooks::is_own_address(io, addr)
+        && h.url.target.split('?').next() != Some("/webhook-receiver")
+    {
+        let error = Err("the destination is this server itself".into());
+        return finished(app, io, seq, error, 0, true);
+    }
     // Non-blocking connect: returns at once; `connected` gets the outcome.
     let state = Session {
         kind: Kind::Client(ClientConn {
@@ -334,11 +340,13 @@ fn finished(
     };
     if is_final {
         app.webhooks.deliveries.remove(&seq);
-        if let Some(h) = app.webhooks.hooks.get_mut(&hook) {
-            if h.one_shot {
-                // API.md: listed until its delivery succeeded or finally failed.
-                h.active = false;
-            }
+        // API.md: a job's callback is listed until its delivery succeeded
+        // or finally failed; its attempts stay readable afterwards.
+        let one_shot = app.webhooks.hooks.get(&hook).is_some_and(|h| h.one_shot);
+        if one_shot {
+            app.webhooks.record(hook, record);
+            app.webhooks.retire(hook);
+            return pump(app, io);
         }
     } else {
         d.attempt += 1;

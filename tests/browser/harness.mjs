@@ -18,7 +18,7 @@ export const LIB_PATH = process.env.PUSHWIRE_JS || join(root, 'src', 'app', 'pus
 // does (API.md section 3), its copy is used and must be byte for byte the
 // file on disk; set this to true then, so that a server that stops serving
 // it fails the stage instead of being papered over.
-export const LIB_FROM_SERVER = false;
+export const LIB_FROM_SERVER = true;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -769,7 +769,7 @@ impl<A: App> Reactor<A> {
             }
             if let Some((id, state, reason, peer)) = self.io.closed.pop() {
                 if self.io.opts.trace {
-                    crate::trace::line(peer, "x", &format!("closed ({})", reason.name()));
+                    crate::trace::line(peer, "x", &format!("closed ({reason:?})"));
                 }
                 self.app.closed(&mut self.io, id, state, reason);
                 continue;

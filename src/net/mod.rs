@@ -8,7 +8,7 @@
 //!            │                                                                 │
 //!   token 0: listener ── accept until WouldBlock ── Conn in the slab           │
 //!                        └► App::accepted                                      │
-//!   token 1: waker ───── drain the inbox ─► App::command                       │
+//!   token 1: waker ───── App::woken (lookups); drain the inbox ─► App::command │
 //!   token k+2: conn k ─┬ writable: connect outcome ─► App::connected; flush    │
 //!                      └ readable: read until WouldBlock ─► App::input, unit   │
 //!                        by unit (a request, a frame), until it needs more     │
@@ -20,6 +20,11 @@
 //! `WouldBlock`, waits are deadlines in `timer.rs`, and other threads reach
 //! the loop only through the waker. Writable interest is registered only
 //! while a connection has output the kernel did not take yet.
+//!
+//! Output can be stamped (`Io::stamp`): when a flush writes the last byte
+//! of a stamped chunk, the application hears the stamp and the time
+//! (`App::stamp_written`), which is how publish-to-socket latency is
+//! measured without the loop knowing what a message is.
 //!
 //! Connections are named by [`ConnId`] handles that cannot go stale (see
 //! `conn.rs`). The application is told about a connection's end (`stopped`

@@ -21,7 +21,9 @@
 //! | `webhook_client` | the HTTP client that delivers them                        |
 //! | `redis`          | several nodes through Redis: publish, sync, mirror        |
 //! | `redis_conn`     | the two RESP connections to Redis                         |
-//! | `stats`          | `/stats`                                                  |
+//! | `lookup`         | DNS names resolved off the loop, answers to their askers  |
+//! | `stats`          | `/stats`, and the counters behind it                      |
+//! | `metrics`        | `/metrics`: the same counters for Prometheus              |
 //! | `shutdown`       | what each connection is owed on SIGTERM                   |
 //!
 //! Functions in these modules take the application and the loop's `Io`
@@ -35,6 +37,8 @@ pub mod conn;
 pub mod http;
 pub mod jobs;
 pub mod longpoll;
+pub mod lookup;
+pub mod metrics;
 pub mod redis;
 pub mod redis_conn;
 pub mod routes;
@@ -68,6 +72,8 @@ pub enum Timer {
     WebhookRetry(u64),
     /// Connect to Redis again.
     RedisReconnect,
+    /// A name lookup's time is up (`lookup::timed_out`).
+    Lookup(u64),
 }
 
 /// Work handed to the loop from other threads (`crate::Handle`).
@@ -87,6 +93,8 @@ pub struct App {
     pub webhooks: Webhooks,
     /// The Redis backplane (`--redis`), if any.
     pub redis: Option<redis::Redis>,
+    /// DNS names being resolved off the loop (`lookup.rs`).
+    pub lookups: lookup::Lookups,
     /// Chat members and their TCP source ports, in join order.
     pub chat: Vec<(ConnId, u16)>,
     /// `Date` and `Server` header lines, rebuilt once a second.
@@ -106,7 +114,8 @@ impl App {
                 None => Hub::new(cfg.history, cfg.max_channels),
             },
             webhooks: Webhooks::new(),
-            redis: cfg.redis.map(redis::Redis::new),
+            redis: cfg.redis.clone().map(redis::Redis::new),
+            lookups: lookup::Lookups::default(),
             chat: Vec::new(),
             date: http::DateLines::default(),
             draining: false,
@@ -227,7 +236,8 @@ impl net::App for App {
             CloseReason::Limit => self.stats.closed.limit += 1,
             CloseReason::Protocol => self.stats.closed.protocol += 1,
             CloseReason::Slow => self.stats.closed.slow += 1,
-            CloseReason::Normal | CloseReason::Error => {}
+            CloseReason::Normal => self.stats.closed.normal += 1,
+            CloseReason::Error => self.stats.closed.error += 1,
         }
         // A connection that was closing left its groups then (`stopped`);
         // one closed while active leaves them now. Leaving twice is
@@ -245,6 +255,7 @@ impl net::App for App {
             Timer::JobDone(job) => jobs::job_done(self, io, job),
             Timer::WebhookRetry(seq) => webhook_client::retry(self, io, seq),
             Timer::RedisReconnect => redis_conn::connect(self, io),
+            Timer::Lookup(id) => lookup::timed_out(self, io, id),
         }
     }
 
@@ -257,6 +268,18 @@ impl net::App for App {
             }
             Command::Stop => shutdown::begin(self, io),
         }
+    }
+
+    fn woken(&mut self, io: &mut Io) {
+        lookup::woken(self, io);
+    }
+
+    /// A message's bytes reached a subscriber's socket (`channels::deliver`
+    /// stamped them with the moment the message was accepted).
+    fn stamp_written(&mut self, at: std::time::Instant, now: std::time::Instant) {
+        self.stats
+            .delivery
+            .observe(now.saturating_duration_since(at));
     }
 }
 
@@ -455,6 +478,7 @@ mod tests {
             ch: app.hub.channel("x").unwrap(),
             data: Arc::from("d"),
             waiter: Some(old),
+            accepted: io.now(),
         };
         redis::abandoned(app, io, pending);
         assert_eq!(longpoll::parked_on(io, new), Some(ParkedOn::Job(7)));

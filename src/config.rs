@@ -182,7 +182,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "--header-timeout-ms",
         "MS",
-        "a request head must be complete this long after its first byte (else 408)",
+        "a request (head and body) must be complete this long after its first byte (else 408)",
     ),
     (
         "--idle-timeout-ms",

@@ -7,12 +7,12 @@
 #
 #   bash tests/all.sh            everything
 #   bash tests/all.sh cargo      only the stages named (cargo, prometheus,
-#                                run, autobahn, browser, tshark, fuzz)
+#                                run, autobahn, browser, tshark, docs, fuzz)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(cargo prometheus run autobahn browser tshark fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(cargo prometheus run autobahn browser tshark docs fuzz)
 
 # The README's first command, as written (with port 0 so it cannot clash):
 # `cargo run --release` must start the server and serve the demo page.
@@ -90,9 +90,12 @@ for s in "${stages[@]}"; do
         browser) run_stage browser bash tests/browser/run.sh ;;
         # A chat and an echo session as Wireshark's dissectors see them.
         tshark) run_stage tshark bash tests/tshark.sh ;;
+        # Every command in docs/ run as written against fresh servers, and
+        # its output, traces and bytes compared with the pages.
+        docs) run_stage docs bash -c 'cargo build --release -q && bash tests/docs.sh target/release/pushwire' ;;
         # A short run of every fuzz target.
         fuzz) run_stage fuzz bash tests/fuzz-smoke.sh ;;
-        *) echo "unknown stage $s (cargo, prometheus, run, autobahn, browser, tshark, fuzz)"; exit 2 ;;
+        *) echo "unknown stage $s (cargo, prometheus, run, autobahn, browser, tshark, docs, fuzz)"; exit 2 ;;
     esac
 done
 

@@ -17,23 +17,31 @@
 #     `<!-- check bytes -->` in the bytes docs/tools/wire.py sent or received
 #     (hex dumps, or lines of hex bytes, `->` sent and `<-` received); a
 #     count "(N bytes):" just before a hex dump must be its length;
-#   * `<!-- check skip: why -->` exempts the next block.
+#   * `<!-- check skip: why -->` exempts the next block, and
+#     `<!-- check needs: TOOL -->` (tshark, redis-server) the whole page
+#     when TOOL is missing;
+#   * every relative link in README.md and docs/*.md must lead to a file of
+#     the clone, and its #anchor to a heading there.
 #
 # What may differ, and how (docs/README.md explains it to readers): the
-# servers run on free 4-digit ports, not 8080/8081 (nor 9911 for the webhook
-# receiver, 6399 for Redis), and the output is mapped back; dates and RFC
-# 3339 times are any date; `[t=...]` may differ by 0.25 s; client ports
-# (5 digits), webhook secrets, signatures and delivery ids may differ, but
-# consistently: the same value in the page must be the same value in the run
-# (so a signature shown must be the one the server computed for the secret
-# shown); in tshark output, frame numbers, times and TSval/TSecr. A line
-# `...` stands for any number of lines.
+# servers run on free 4-digit ports, not 8080/8081/8090 (nor 9911 for the
+# webhook receiver, 6399 for Redis), and the output is mapped back; dates
+# and RFC 3339 times are any date; `[t=...]` may differ by 0.25 s; client
+# ports (5 digits), webhook secrets, signatures and delivery ids may differ,
+# but consistently: the same value in the page must be the same value in
+# the run (so a signature shown must be the one the server computed for the
+# secret shown); curl's version in `User-Agent`; in tshark output, frame
+# numbers, times and TSval/TSecr, and tshark's warning about running as
+# root is dropped. A line `...` stands for any number of lines; runs of
+# spaces count as one.
 #
 # Usage: tests/docs.sh [BINARY]     (default target/release/pushwire)
 # Prints one line per check and "docs: N passed, M failed"; exits non-zero
-# on a failure. Needs python3 and curl; the blocks that use tshark (root) or
-# redis-server are skipped, and say so, when those are missing.
-# KEEP=1 keeps the work directory (traces, wire logs, outputs).
+# on a failure. Needs python3 and curl; the blocks that use tshark (as root)
+# or redis-server are skipped, and say so, when those are missing. Takes
+# about 25 s (the pages run in parallel, each on its own servers).
+# KEEP=1 keeps the work directory (traces, wire logs, outputs);
+# ONLY=sse,channels checks only those pages.
 
 set -u
 cd "$(dirname "$0")/.."
@@ -71,7 +79,11 @@ results = []        # (ok: True/False/None for skipped, where, what, detail)
 groups = []         # process groups to end
 servers = []        # Popen of every server started
 
+stopping = False     # interrupted: the pages' threads fail as their processes die; say nothing
+
 def report(ok, where, what, detail=""):
+    if stopping:
+        return
     with lock:
         results.append((ok, where, what, detail))
         tag = {True: "ok  ", False: "FAIL", None: "skip"}[ok]
@@ -89,6 +101,7 @@ TOKENS = [
     ("time", r"\[t=\s*(?P<v>\d+\.\d+)s\]"),
     ("any", r"(?P<v>" + DATE + ")"),
     ("any", r"(?P<v>" + RFC3339 + ")"),
+    ("any", r"(?<=curl/)(?P<v>\d+\.\d+\.\d+)"),
     ("port", r"(?<=127\.0\.0\.1:)(?P<v>\d{5})(?!\d)"),
     ("port", r"(?<=User)(?P<v>\d{5})(?!\d)"),
     # the same port inside hex: "User" and five ASCII digits
@@ -307,8 +320,10 @@ class Page:
         while i < len(lines):
             line = lines[i]
             m = re.match(r"^<!-- check (.*?) -->$", line.strip())
-            if m:
+            if m and not m.group(1).startswith("needs:"):
                 marker = m.group(1)
+            elif m:
+                pass
             elif line.startswith("```"):
                 lang, start, body = line[3:].strip(), i + 1, []
                 i += 1
@@ -319,6 +334,7 @@ class Page:
                 marker, para, last = None, [], []
             elif line.strip():
                 para.append(line)
+                marker = None       # a marker belongs to the block right after it
             elif para:
                 last, para = para, []
             i += 1
@@ -509,6 +525,11 @@ class Page:
             report(True, where, "bytes (%d bytes)" % sum(len(d) for _, d in units))
 
     def run(self):
+        text = open(self.path).read()
+        for tool in re.findall(r"<!-- check needs: (\S+) -->", text):
+            have = HAVE_TSHARK if tool == "tshark" else HAVE_REDIS if tool == "redis-server" else shutil.which(tool)
+            if not have:
+                return report(None, self.name, "the whole page", "%s is not available" % tool)
         try:
             blocks = self.blocks()
             for start, marker, lang, lines, prose in blocks:
@@ -534,6 +555,8 @@ class Page:
                 pass
 
 def stop_everything(*_):
+    global stopping
+    stopping = True
     for p in servers:
         if p.poll() is None:
             p.kill()
@@ -542,14 +565,66 @@ def stop_everything(*_):
             os.killpg(g, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    sys.exit(1)
+    shutil.rmtree(WORK, ignore_errors=True) if os.environ.get("KEEP") != "1" else None
+    print("docs: interrupted", flush=True)
+    os._exit(1)         # the page threads die with the process
 
 signal.signal(signal.SIGTERM, stop_everything)
+signal.signal(signal.SIGINT, stop_everything)
+
+# ----- links ---------------------------------------------------------------------
+
+def slug(heading):
+    """The anchor GitHub gives a heading."""
+    text = heading.strip().lower().replace("`", "")
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+def anchors(path):
+    found, seen, fenced = set(), {}, False
+    for line in open(path).read().split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"^#{1,6} ", line):
+            a = slug(line.lstrip("#"))
+            n = seen.get(a, 0)
+            seen[a] = n + 1
+            found.add(a if n == 0 else "%s-%d" % (a, n))
+    return found
+
+def check_links(path):
+    """Every relative link of a page leads to a file, and its #anchor to a
+    heading of that file."""
+    where = os.path.relpath(path, REPO)
+    broken, fenced = [], False
+    for line in open(path).read().split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        for target in re.findall(r"\]\(([^)\s]+)\)", line):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            dest = os.path.normpath(os.path.join(os.path.dirname(path), file_part)) if file_part else path
+            if not dest.startswith(REPO + os.sep) or not os.path.exists(dest):
+                broken.append(target + " (no such file in the clone)")
+            elif anchor and dest.endswith(".md") and anchor not in anchors(dest):
+                broken.append(target + " (no such heading)")
+    if broken:
+        report(False, where, "links", "\n".join(broken))
+    else:
+        report(True, where, "links")
 
 ONLY = os.environ.get("ONLY", "")
 pages = [Page(os.path.join(REPO, "docs", f)) for f in sorted(os.listdir(os.path.join(REPO, "docs")))
          if f.endswith(".md") and (not ONLY or f[:-3] in ONLY.split(","))]
-threads = [threading.Thread(target=p.run) for p in pages]
+if not ONLY:
+    check_links(os.path.join(REPO, "README.md"))
+for p in pages:
+    check_links(p.path)
+threads = [threading.Thread(target=p.run, daemon=True) for p in pages]
 for t in threads:
     t.start()
 for t in threads:

@@ -65,6 +65,7 @@ fn need<'a>(route: &'a Route<'_>) -> Need<'a> {
         | Route::Stats
         | Route::Metrics => Need::Admin,
         Route::Index
+        | Route::ClientLibrary
         | Route::Submit
         | Route::CheckStatus
         | Route::Sse

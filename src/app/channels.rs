@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::conn::{Kind, ParkedOn, SseSource, WsRole};
+use super::conn::{Kind, ParkedOn, SseSource, SseStream, WsRole, WsSession};
 use super::http::{self, decimal_param, Ctx, Flow};
 use super::{access, longpoll, redis, sse, webhooks, websocket, App, Io};
 use crate::hub::{HubError, Stored};
@@ -33,6 +33,8 @@ const DEFAULT_POLL_S: u64 = 30;
 const MAX_POLL_S: u64 = 120;
 
 /// `POST /channels/{ch}` with the message as body → `201 {"id":N}`.
+/// `quiet`: the request carries `X-Pushwire-Delivery` (it is a webhook
+/// delivery): the message reaches subscribers but fires no webhook.
 pub fn publish_http(
     app: &mut App,
     io: &mut Io,
@@ -40,6 +42,7 @@ pub fn publish_http(
     ctx: Ctx<'_>,
     name: &str,
     body: &[u8],
+    quiet: bool,
 ) -> Flow {
     let Ok(text) = std::str::from_utf8(body) else {
         http::respond_error(app, io, id, ctx, 400, "a message must be UTF-8 text");
@@ -56,14 +59,19 @@ pub fn publish_http(
             return Flow::Done;
         }
     };
+    if let Err(e) = app.hub.check_publish(ch) {
+        app.hub.release_if_unused(ch);
+        hub_error(app, io, id, ctx, e);
+        return Flow::Done;
+    }
     if app.redis.is_none() {
-        let mid = publish_local(app, io, ch, text);
+        let mid = publish_local(app, io, ch, text, quiet);
         http::respond_json(app, io, id, ctx, 201, &format!("{{\"id\":{mid}}}"));
         return Flow::Done;
     }
     // With Redis, the id comes from Redis: hold the request until the
     // reply (`redis.rs`).
-    match redis::publish(app, io, ch, text, Some(id)) {
+    match redis::publish(app, io, ch, text, quiet, Some(id)) {
         Ok(()) => longpoll::park(
             app,
             io,
@@ -73,6 +81,7 @@ pub fn publish_http(
             redis::REPLY_TIMEOUT + Duration::from_secs(1),
         ),
         Err(()) => {
+            app.hub.release_if_unused(ch);
             http::respond_error(
                 app,
                 io,
@@ -106,7 +115,10 @@ fn ready_channel(
     };
     match redis::channel_ready(app, io, id, ctx, ch, cursor) {
         redis::Readiness::Ready => Ok(ch),
-        redis::Readiness::Answered => Err(Flow::Done),
+        redis::Readiness::Answered => {
+            app.hub.release_if_unused(ch);
+            Err(Flow::Done)
+        }
         redis::Readiness::Held => Err(Flow::Retry),
     }
 }
@@ -128,18 +140,24 @@ pub fn publish_str(app: &mut App, io: &mut Io, name: &str, data: &str) -> Result
 /// Publishes from a source that needs no id back (a WebSocket client, the
 /// embedding handle).
 pub fn publish(app: &mut App, io: &mut Io, ch: usize, data: &str) -> Result<(), String> {
+    if let Err(e) = app.hub.check_publish(ch) {
+        app.hub.release_if_unused(ch);
+        return Err(e.to_string());
+    }
     if app.redis.is_none() {
-        publish_local(app, io, ch, data);
+        publish_local(app, io, ch, data, false);
         return Ok(());
     }
-    redis::publish(app, io, ch, data, None)
-        .map_err(|()| "the backplane (Redis) is unreachable".to_string())
+    redis::publish(app, io, ch, data, false, None).map_err(|()| {
+        app.hub.release_if_unused(ch);
+        "the backplane (Redis) is unreachable".to_string()
+    })
 }
 
 /// In process: the next id, history, delivery, all at once. The message
 /// was accepted at this wake-up of the loop (`io.now()`).
-fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str) -> u64 {
-    let m = app.hub.append(ch, Arc::from(data));
+fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str, quiet: bool) -> u64 {
+    let m = app.hub.append(ch, Arc::from(data), quiet);
     let id = m.id;
     deliver(app, io, ch, m, io.now());
     id
@@ -163,6 +181,14 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored, accepted: Insta
     for id in subs {
         // A subscriber that went away is dropped from the list here.
         match io.state(id).map(|s| &s.kind) {
+            // Still replaying history: this message is in history, and the
+            // replay reaches it in order.
+            Some(Kind::Ws(WsSession {
+                replay: Some(_), ..
+            }))
+            | Some(Kind::Sse(SseStream {
+                replay: Some(_), ..
+            })) => keep.push(id),
             Some(Kind::Ws(_)) => {
                 let frame = ws
                     .get_or_insert_with(|| ws_message_frame(&m).into())
@@ -196,7 +222,7 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored, accepted: Insta
         // The answer (head and body, queued just now) is the delivery.
         io.stamp(id, accepted);
     }
-    if !app.webhooks.hooks.is_empty() {
+    if !m.quiet && !app.webhooks.hooks.is_empty() {
         let name = app.hub.get(ch).name.clone();
         webhooks::message(app, io, &name, m.id, &m.data);
     }
@@ -237,6 +263,7 @@ pub fn poll(
     let r = c.resume(cursor);
     if r.truncated || r.start < c.history.len() || timeout == 0 {
         let body = poll_answer(app, ch, cursor);
+        app.hub.release_if_unused(ch);
         http::respond_json(app, io, id, ctx, 200, &body);
         return Flow::Done;
     }
@@ -248,8 +275,11 @@ pub fn poll(
 }
 
 /// `{"messages":[...],"last":N}` for a poll after `after`, plus
-/// `"truncated":true` when history does not reach back to it.
+/// `"truncated":true` when history does not reach back to it. At most 100
+/// messages and about `--send-buffer-bytes` of body (always at least one
+/// message): `last` says where the next poll goes on.
 pub fn poll_answer(app: &App, ch: usize, after: u64) -> String {
+    let budget = app.cfg.send_buffer_bytes;
     let c = app.hub.get(ch);
     let r = c.resume(after);
     let mut out = String::from("{\"messages\":[");
@@ -265,6 +295,9 @@ pub fn poll_answer(app: &App, ch: usize, after: u64) -> String {
         .enumerate()
     {
         if i > 0 {
+            if out.len() + m.data.len() > budget {
+                break;
+            }
             out.push(',');
         }
         let _ = write!(out, "{{\"id\":{},\"data\":", m.id);
@@ -282,6 +315,82 @@ pub fn poll_answer(app: &App, ch: usize, after: u64) -> String {
     }
     out.push('}');
     out
+}
+
+// ----- replays -------------------------------------------------------------------
+
+/// Sends a resuming subscriber (SSE `Last-Event-ID`, WebSocket `after=`) the
+/// history after its cursor as its connection drains: never more than about
+/// `--send-buffer-bytes` queued at once, so a client that asks for a large
+/// replay and stops reading holds that much, not the whole history.
+///
+/// ```text
+///  cursor 3, history 4..900:  queue 4..40 (budget) ─► drained ─► 41..77 ─► ... 900: live
+///  published meanwhile: skipped by `deliver`, reached here in order, once
+///  evicted before the cursor got there: a `truncated` notice, then on from the oldest
+/// ```
+pub fn replay(app: &mut App, io: &mut Io, id: ConnId) {
+    let (ch, cursor, is_ws) = match io.state(id).map(|s| &s.kind) {
+        Some(Kind::Ws(WsSession {
+            replay: Some(cursor),
+            role: WsRole::Channel(ch),
+            ..
+        })) => (*ch, *cursor, true),
+        Some(Kind::Sse(SseStream {
+            replay: Some(cursor),
+            source: SseSource::Channel(ch),
+        })) => (*ch, *cursor, false),
+        _ => return,
+    };
+    let budget = app.cfg.send_buffer_bytes;
+    let backlog = io.backlog(id);
+    let c = app.hub.get(ch);
+    let r = c.resume(cursor);
+    let mut out = Vec::new();
+    // `last`: the id the client has everything up to once `out` is sent.
+    let mut last = cursor;
+    if r.truncated {
+        if is_ws {
+            let text = format!(
+                "{{\"truncated\":true,\"after\":{cursor},\"oldest\":{}}}",
+                r.oldest
+            );
+            ws_frame::write_frame(&mut out, opcode::TEXT, text.as_bytes());
+        } else {
+            let data = format!("{{\"after\":{cursor},\"oldest\":{}}}", r.oldest);
+            crate::wire::sse::write_event(&mut out, Some("truncated"), None, &data);
+        }
+        last = r.oldest - 1;
+    }
+    let mut sent_one = false;
+    for m in c.history.range(r.start..) {
+        if sent_one && backlog + out.len() >= budget {
+            break;
+        }
+        if is_ws {
+            out.extend_from_slice(&ws_message_frame(m));
+        } else {
+            write_sse_message(&mut out, m);
+        }
+        last = m.id;
+        sent_one = true;
+    }
+    let done = last >= c.last_id;
+    if is_ws {
+        app.trace.encoded_frames(io.peer(id), &out);
+    } else {
+        app.trace.sse(io.peer(id), &out);
+    }
+    io.send(id, &out);
+    let next = (!done).then_some(last);
+    match io.state_mut(id).map(|s| &mut s.kind) {
+        Some(Kind::Ws(ws)) => ws.replay = next,
+        Some(Kind::Sse(st)) => st.replay = next,
+        _ => {}
+    }
+    if !done {
+        io.notify_when_drained(id);
+    }
 }
 
 // ----- Server-Sent Events ------------------------------------------------------
@@ -321,28 +430,21 @@ pub fn events(
         Err(flow) => return flow,
     };
     if !sse::start(app, io, id, ctx, SseSource::Channel(ch)) {
+        app.hub.release_if_unused(ch);
         return Flow::Done;
     }
     access::arm_expiry(io, id, grant);
     if let Some(after) = last {
-        let mut out = Vec::new();
-        let c = app.hub.get(ch);
-        let r = c.resume(after);
-        if r.truncated {
-            let data = format!("{{\"after\":{after},\"oldest\":{}}}", r.oldest);
-            crate::wire::sse::write_event(&mut out, Some("truncated"), None, &data);
+        if let Some(Kind::Sse(st)) = io.state_mut(id).map(|s| &mut s.kind) {
+            st.replay = Some(after);
         }
-        for m in c.history.range(r.start..) {
-            write_sse_message(&mut out, m);
-        }
-        app.trace.sse(io.peer(id), &out);
-        io.send(id, &out);
     }
     app.hub.subscribe(ch, id);
     app.trace.event(
         io.peer(id),
         format_args!("event stream subscribed to {name}"),
     );
+    replay(app, io, id);
     Flow::Done
 }
 
@@ -369,6 +471,7 @@ pub fn ws(
         Err(flow) => return flow,
     };
     if !websocket::upgrade(app, io, id, ctx, head, WsRole::Channel(ch)) {
+        app.hub.release_if_unused(ch);
         return Flow::Done;
     }
     if let Some(Kind::Ws(ws)) = io.state_mut(id).map(|s| &mut s.kind) {
@@ -376,23 +479,12 @@ pub fn ws(
     }
     access::arm_expiry(io, id, grant);
     if let Some(after) = after {
-        let c = app.hub.get(ch);
-        let r = c.resume(after);
-        let mut frames = Vec::new();
-        if r.truncated {
-            let text = format!(
-                "{{\"truncated\":true,\"after\":{after},\"oldest\":{}}}",
-                r.oldest
-            );
-            ws_frame::write_frame(&mut frames, opcode::TEXT, text.as_bytes());
+        if let Some(Kind::Ws(ws)) = io.state_mut(id).map(|s| &mut s.kind) {
+            ws.replay = Some(after);
         }
-        for m in c.history.range(r.start..) {
-            frames.extend_from_slice(&ws_message_frame(m));
-        }
-        app.trace.encoded_frames(io.peer(id), &frames);
-        io.send(id, &frames);
     }
     app.hub.subscribe(ch, id);
+    replay(app, io, id);
     Flow::Done
 }
 

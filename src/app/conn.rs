@@ -166,6 +166,8 @@ pub enum ParkedOn {
 /// An open `text/event-stream` response.
 pub struct SseStream {
     pub source: SseSource,
+    /// A replay under way: the last id sent (see `channels::replay`).
+    pub replay: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +189,8 @@ pub struct WsSession {
     /// Its text messages may be published (a channel's WebSocket whose
     /// token has the publish right, or any without `--token-secret`).
     pub may_publish: bool,
+    /// A replay under way: the last id sent (see `channels::replay`).
+    pub replay: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

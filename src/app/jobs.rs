@@ -40,6 +40,15 @@ pub fn submit(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, head: &Head<
     };
     let callback = match query::get(head.query, "callback") {
         Ok(None) => None,
+        // A callback is a webhook: the same rules (API.md section 4).
+        Ok(Some(_)) if !webhooks::origin_may_call_out(app, head) => {
+            let sentence = "a web page of another origin may not register a callback";
+            return http::respond_error(app, io, id, ctx, 403, sentence);
+        }
+        Ok(Some(_)) if app.webhooks.hooks.len() >= app.cfg.max_webhooks => {
+            let sentence = "too many webhooks exist (--max-webhooks)";
+            return http::respond_error(app, io, id, ctx, 503, sentence);
+        }
         Ok(Some(text)) => match webhooks::checked_url(app, io, &text) {
             Ok(url) => Some((text.into_owned(), url)),
             Err(sentence) => {

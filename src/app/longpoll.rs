@@ -150,6 +150,7 @@ fn answer_channel(app: &mut App, io: &mut Io, id: ConnId) {
     };
     let body = channels::poll_answer(app, channel, after);
     app.hub.unsubscribe(channel, id);
+    app.hub.release_if_unused(channel);
     app.stats.delivered += 1;
     unpark(app, io, id, |app, io, id, ctx| {
         http::respond_json(app, io, id, ctx, 200, &body)

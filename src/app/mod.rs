@@ -63,6 +63,10 @@ pub type Io = net::Io<App>;
 /// The demo page, served from the binary (no CDN, no build step).
 pub(crate) const DEMO_PAGE: &str = include_str!("demo.html");
 
+/// The browser client library (API.md section 3), an ES module read as it
+/// is written: no build step, no minifier.
+pub(crate) const CLIENT_LIBRARY: &str = include_str!("pushwire.js");
+
 /// The application's own timers (connection deadlines are the loop's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
@@ -101,6 +105,8 @@ pub struct App {
     pub date: http::DateLines,
     /// A graceful shutdown began: answers close their connections.
     pub draining: bool,
+    /// `GET /webhook-receiver`'s body, built once per change and shared.
+    pub receiver_answer: Option<std::sync::Arc<[u8]>>,
 }
 
 impl App {
@@ -109,9 +115,17 @@ impl App {
             trace: Trace::new(cfg.trace),
             stats: stats::Stats::default(),
             jobs: Jobs::new(cfg.max_jobs),
-            hub: match cfg.redis {
-                Some(_) => Hub::mirrored(cfg.history, cfg.max_channels),
-                None => Hub::new(cfg.history, cfg.max_channels),
+            hub: {
+                let limits = crate::hub::Limits {
+                    messages: cfg.history,
+                    bytes: cfg.history_bytes,
+                    total_bytes: cfg.max_history_bytes,
+                    channels: cfg.max_channels,
+                };
+                match cfg.redis {
+                    Some(_) => Hub::mirrored(limits),
+                    None => Hub::new(limits),
+                }
             },
             webhooks: Webhooks::new(),
             redis: cfg.redis.clone().map(redis::Redis::new),
@@ -119,6 +133,7 @@ impl App {
             chat: Vec::new(),
             date: http::DateLines::default(),
             draining: false,
+            receiver_answer: None,
             cfg,
         }
     }
@@ -223,6 +238,10 @@ impl net::App for App {
         websocket::cut_slow(self, io, id);
     }
 
+    fn drained(&mut self, io: &mut Io, id: ConnId) {
+        channels::replay(self, io, id);
+    }
+
     fn stopped(&mut self, io: &mut Io, id: ConnId) {
         if let Some(s) = io.state(id) {
             let groups = Membership::of(&s.kind);
@@ -320,7 +339,10 @@ impl Membership {
 fn leave(app: &mut App, io: &mut Io, id: ConnId, groups: Membership) {
     match groups {
         Membership::Chat => chat::leave(app, io, id),
-        Membership::Channel(ch) => app.hub.unsubscribe(ch, id),
+        Membership::Channel(ch) => {
+            app.hub.unsubscribe(ch, id);
+            app.hub.release_if_unused(ch);
+        }
         Membership::JobWaiter(job) => {
             if let Some(j) = app.jobs.get_mut(job) {
                 j.waiters.retain(|&w| w != id);
@@ -378,6 +400,7 @@ mod tests {
                 role,
                 awaiting_pong: false,
                 may_publish: true,
+                replay: None,
             }),
             wait: Wait::None,
         }
@@ -477,6 +500,7 @@ mod tests {
         let pending = redis::Pending::Publish {
             ch: app.hub.channel("x").unwrap(),
             data: Arc::from("d"),
+            quiet: false,
             waiter: Some(old),
             accepted: io.now(),
         };

@@ -45,10 +45,11 @@ pub const PUBSUB: &str = "pushwire:messages";
 
 /// Appends a message atomically: the next id, the stream entry (trimmed
 /// to --history), the notification. KEYS: seq, log. ARGV: data, history,
-/// pub/sub channel, channel name.
+/// pub/sub channel, channel name, quiet ("1": published by a webhook
+/// delivery, fires no webhook on any node; "0" otherwise).
 const PUBLISH_SCRIPT: &str = "local id = redis.call('INCR', KEYS[1]) \
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-1', 'd', ARGV[1]) \
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\\n' .. id .. '\\n' .. ARGV[1]) \
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-1', 'd', ARGV[1], 'q', ARGV[5]) \
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\\n' .. id .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[1]) \
 return id";
 
 /// A channel's state in one round trip: its last id and its kept stream.
@@ -75,6 +76,7 @@ pub enum Pending {
     Publish {
         ch: usize,
         data: Arc<str>,
+        quiet: bool,
         waiter: Option<ConnId>,
         accepted: Instant,
     },
@@ -207,7 +209,7 @@ fn parse_sync_reply(v: &Value) -> Option<(u64, Vec<Stored>)> {
     };
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        // [ "8-1", [ "d", "<data>" ] ]
+        // [ "8-1", [ "d", "<data>", "q", "0" ] ] (no "q": not quiet)
         let Value::Array(pair) = e else { return None };
         let [Value::Bulk(id), Value::Array(fields)] = pair.as_slice() else {
             return None;
@@ -218,24 +220,34 @@ fn parse_sync_reply(v: &Value) -> Option<(u64, Vec<Stored>)> {
             .next()?
             .parse()
             .ok()?;
-        let data = match fields.as_slice() {
-            [Value::Bulk(_), Value::Bulk(d)] => std::str::from_utf8(d).ok()?,
+        let (data, quiet) = match fields.as_slice() {
+            [Value::Bulk(_), Value::Bulk(d)] => (d, false),
+            [Value::Bulk(_), Value::Bulk(d), Value::Bulk(_), Value::Bulk(q)] => {
+                (d, q.as_slice() == b"1")
+            }
             _ => return None,
         };
         out.push(Stored {
             id,
-            data: Arc::from(data),
+            data: Arc::from(std::str::from_utf8(data).ok()?),
+            quiet,
         });
     }
     Some((last_id, out))
 }
 
-/// `news\n8\nhi` → ("news", 8, "hi").
-fn parse_announcement(payload: &[u8]) -> Option<(&str, u64, &str)> {
+/// `news\n8\n0\nhi` → ("news", 8, not quiet, "hi").
+fn parse_announcement(payload: &[u8]) -> Option<(&str, u64, bool, &str)> {
     let text = std::str::from_utf8(payload).ok()?;
     let (name, rest) = text.split_once('\n')?;
-    let (id, data) = rest.split_once('\n')?;
-    Some((name, id.parse().ok()?, data))
+    let (id, rest) = rest.split_once('\n')?;
+    let (quiet, data) = rest.split_once('\n')?;
+    let quiet = match quiet {
+        "0" => false,
+        "1" => true,
+        _ => return None,
+    };
+    Some((name, id.parse().ok()?, quiet, data))
 }
 
 fn seq_key(name: &str) -> String {
@@ -274,12 +286,13 @@ pub fn publish(
     io: &mut Io,
     ch: usize,
     data: &str,
+    quiet: bool,
     waiter: Option<ConnId>,
 ) -> Result<(), ()> {
     let name = app.hub.get(ch).name.clone();
     let (seq, log) = (seq_key(&name), log_key(&name));
     let history = app.cfg.history.to_string();
-    let args: [&[u8]; 9] = [
+    let args: [&[u8]; 10] = [
         b"EVAL",
         PUBLISH_SCRIPT.as_bytes(),
         b"2",
@@ -289,14 +302,18 @@ pub fn publish(
         history.as_bytes(),
         PUBSUB.as_bytes(),
         name.as_bytes(),
+        if quiet { b"1" } else { b"0" },
     ];
     let pending = Pending::Publish {
         ch,
         data: Arc::from(data),
+        quiet,
         waiter,
         accepted: io.now(),
     };
     if redis_conn::command(app, io, &args, pending) {
+        // The channel's slot stays while the reply is awaited.
+        app.hub.get_mut(ch).pending += 1;
         Ok(())
     } else {
         Err(())
@@ -384,7 +401,7 @@ pub fn channel_ready(
 
 /// An announcement on the subscriber connection: `news\n8\nhi`.
 pub fn announced(app: &mut App, io: &mut Io, payload: &[u8]) {
-    let Some((name, id, data)) = parse_announcement(payload) else {
+    let Some((name, id, quiet, data)) = parse_announcement(payload) else {
         return;
     };
     // A channel nobody here has used: nothing to keep in step.
@@ -400,7 +417,7 @@ pub fn announced(app: &mut App, io: &mut Io, payload: &[u8]) {
         return;
     }
     let last = c.last_id;
-    match app.hub.append_with_id(ch, id, Arc::from(data)) {
+    match app.hub.append_with_id(ch, id, Arc::from(data), quiet) {
         Some(m) => channels::deliver(app, io, ch, m, io.now()),
         // A gap: something was missed (a reconnect, a race with a sync);
         // the stream has it.
@@ -416,9 +433,12 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
         Pending::Publish {
             ch,
             data,
+            quiet,
             waiter,
             accepted,
         } => {
+            let c = app.hub.get_mut(ch);
+            c.pending = c.pending.saturating_sub(1);
             let answer = match v {
                 Value::Integer(id) => Ok(id),
                 Value::Error(e) => Err(e),
@@ -431,7 +451,7 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
                 Ok(id) => {
                     let c = app.hub.get(ch);
                     if c.synced && !c.syncing {
-                        if let Some(m) = app.hub.append_with_id(ch, *id as u64, data) {
+                        if let Some(m) = app.hub.append_with_id(ch, *id as u64, data, quiet) {
                             channels::deliver(app, io, ch, m, accepted);
                         }
                     }
@@ -441,6 +461,7 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
             if let Some(waiter) = waiter {
                 finish_held_publish(app, io, waiter, answer.ok());
             }
+            app.hub.release_if_unused(ch);
         }
         Pending::Sync(ch) => apply_sync(app, io, ch, &v),
     }
@@ -449,12 +470,19 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
 /// A command's reply will never come (the connection failed).
 pub fn abandoned(app: &mut App, io: &mut Io, pending: Pending) {
     match pending {
-        Pending::Publish {
-            waiter: Some(waiter),
-            ..
-        } => finish_held_publish(app, io, waiter, None),
-        Pending::Publish { waiter: None, .. } | Pending::Ping => {}
-        Pending::Sync(ch) => app.hub.get_mut(ch).syncing = false,
+        Pending::Publish { ch, waiter, .. } => {
+            let c = app.hub.get_mut(ch);
+            c.pending = c.pending.saturating_sub(1);
+            if let Some(waiter) = waiter {
+                finish_held_publish(app, io, waiter, None);
+            }
+            app.hub.release_if_unused(ch);
+        }
+        Pending::Ping => {}
+        Pending::Sync(ch) => {
+            app.hub.get_mut(ch).syncing = false;
+            app.hub.release_if_unused(ch);
+        }
     }
 }
 
@@ -466,6 +494,7 @@ fn apply_sync(app: &mut App, io: &mut Io, ch: usize, v: &Value) {
             app.hub.get(ch).name,
             resp::describe(v)
         );
+        app.hub.release_if_unused(ch);
         return;
     };
     let fresh = app.hub.sync_from(ch, last_id, log);
@@ -473,15 +502,22 @@ fn apply_sync(app: &mut App, io: &mut Io, ch: usize, v: &Value) {
     for m in fresh {
         channels::deliver(app, io, ch, m, now);
     }
+    let mut resumed = false;
     for id in std::mem::take(&mut app.hub.get_mut(ch).waiting) {
         if io.get(id).is_some() {
             set_wait(io, id, Wait::KeepAlive, Some(app.cfg.idle_timeout));
             io.resume(id);
+            resumed = true;
         }
     }
     let c = app.hub.get(ch);
     if c.seen_while_syncing > c.last_id {
         sync(app, io, ch);
+    }
+    // The requests resumed above run again and find the channel synced;
+    // released now, it would be made anew, unsynced, and held again.
+    if !resumed {
+        app.hub.release_if_unused(ch);
     }
 }
 
@@ -559,11 +595,15 @@ mod tests {
     #[test]
     fn announcements() {
         assert_eq!(
-            parse_announcement(b"news\n8\nhi\nthere"),
-            Some(("news", 8, "hi\nthere"))
+            parse_announcement(b"news\n8\n0\nhi\nthere"),
+            Some(("news", 8, false, "hi\nthere"))
         );
-        assert_eq!(parse_announcement(b"news\n8\n"), Some(("news", 8, "")));
-        assert_eq!(parse_announcement(b"news\nx\nhi"), None);
+        assert_eq!(
+            parse_announcement(b"news\n8\n1\n"),
+            Some(("news", 8, true, ""))
+        );
+        assert_eq!(parse_announcement(b"news\n8\n2\nhi"), None);
+        assert_eq!(parse_announcement(b"news\nx\n0\nhi"), None);
         assert_eq!(parse_announcement(b"news"), None);
     }
 

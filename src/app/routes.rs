@@ -10,6 +10,8 @@ use crate::wire::query::percent_decode;
 pub enum Route<'a> {
     /// `/`: the demo page, or the chat room when upgraded.
     Index,
+    /// `/pushwire.js`: the browser client library.
+    ClientLibrary,
     Submit,
     CheckStatus,
     /// `/channels/{ch}` and below.
@@ -72,6 +74,7 @@ impl Route<'_> {
 pub fn resolve(path: &str) -> Result<Route<'_>, RouteError> {
     let route = match path {
         "/" => Route::Index,
+        "/pushwire.js" => Route::ClientLibrary,
         "/submit" => Route::Submit,
         "/checkstatus" => Route::CheckStatus,
         "/sse" => Route::Sse,

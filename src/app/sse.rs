@@ -61,7 +61,10 @@ pub fn start(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, source: SseSo
         SseSource::Channel(_) => app.cfg.sse_heartbeat,
     };
     if let Some(s) = io.state_mut(id) {
-        s.kind = Kind::Sse(SseStream { source });
+        s.kind = Kind::Sse(SseStream {
+            source,
+            replay: None,
+        });
     }
     app.trace.sse(io.peer(id), &retry);
     // A stream stays open as long as the client wants it: no idle timeout

@@ -83,7 +83,7 @@ pub fn json(app: &App, io: &Io) -> String {
          \"accepted\":{}}},\"requests\":{},\"messages\":{{\"published\":{},\"delivered\":{}}},\
          \"bytes\":{{\"in\":{},\"out\":{}}},\
          \"closed\":{{\"timeout\":{},\"limit\":{},\"protocol\":{},\"slow\":{}}},\
-         \"channels\":{},\"jobs\":{},\"timers\":{},\"backplane\":{}}}",
+         \"channels\":{},\"history_bytes\":{},\"jobs\":{},\"timers\":{},\"backplane\":{}}}",
         net.accepted,
         s.requests,
         app.hub.published,
@@ -95,6 +95,7 @@ pub fn json(app: &App, io: &Io) -> String {
         s.closed.protocol,
         s.closed.slow,
         app.hub.len(),
+        app.hub.history_bytes(),
         app.jobs.len(),
         io.timers_len(),
         redis::stats_json(app),

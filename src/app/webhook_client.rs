@@ -146,9 +146,13 @@ pub fn resolved(
             return finished(app, io, seq, error, 0, false);
         }
     };
-    let Some(&addr) = addrs.iter().find(|&&a| !webhooks::is_own_address(io, a)) else {
-        let error = Err(format!("{host} resolves only to this server's own address"));
-        return finished(app, io, seq, error, 0, true);
+    // An address that is not this server's own, if the name has one;
+    // otherwise `connect_attempt` refuses the first (unless the target is
+    // the built-in receiver).
+    let own = |a: &SocketAddr| webhooks::is_own_address(io, *a);
+    let Some(&addr) = addrs.iter().find(|a| !own(a)).or(addrs.first()) else {
+        let error = Err(format!("{host} has no addresses"));
+        return finished(app, io, seq, error, 0, false);
     };
     app.trace.lookup(
         host,
@@ -202,6 +206,12 @@ fn connect_attempt(app: &mut App, io: &mut Io, seq: u64, addr: SocketAddr, deadl
     );
     let head_len = request.len();
     request.extend_from_slice(&d.body);
+    // Never this server itself (API.md section 4), but for its built-in
+    // receiver: a delivery there publishes nothing, so it cannot loop.
+    if webhooks::is_own_address(io, addr) && !webhooks::is_receiver_path(&h.url.target) {
+        let error = Err("the destination is this server itself".into());
+        return finished(app, io, seq, error, 0, true);
+    }
     // Non-blocking connect: returns at once; `connected` gets the outcome.
     let state = Session {
         kind: Kind::Client(ClientConn {
@@ -414,11 +424,13 @@ fn finished(
     };
     if is_final {
         app.webhooks.deliveries.remove(&seq);
-        if let Some(h) = app.webhooks.hooks.get_mut(&hook) {
-            if h.one_shot {
-                // API.md: listed until its delivery succeeded or finally failed.
-                h.active = false;
-            }
+        // API.md: a job's callback is listed until its delivery succeeded
+        // or finally failed; its attempts stay readable afterwards.
+        let one_shot = app.webhooks.hooks.get(&hook).is_some_and(|h| h.one_shot);
+        if one_shot {
+            app.webhooks.record(hook, record);
+            app.webhooks.retire(hook);
+            return pump(app, io);
         }
     } else {
         d.attempt += 1;

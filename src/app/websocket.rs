@@ -55,6 +55,7 @@ pub fn upgrade(
             role,
             awaiting_pong: false,
             may_publish: true,
+            replay: None,
         });
     }
     // API.md: --idle-timeout-ms is for HTTP keep-alive only; an open

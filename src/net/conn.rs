@@ -111,6 +111,9 @@ pub struct Conn<S> {
     /// poll, a request waiting for the backplane): input is not handed to
     /// it until `Io::resume`.
     pub(crate) held: bool,
+    /// The application wants `App::drained` once the output falls to half
+    /// of `--send-buffer-bytes` (a replay queued as the connection drains).
+    pub(crate) notify_drained: bool,
     /// A connection the server keeps for itself (Redis): it does not keep
     /// a graceful shutdown waiting and does not count against
     /// `--max-conns`.
@@ -136,6 +139,7 @@ impl<S> Conn<S> {
             read_again: false,
             connecting: false,
             held: false,
+            notify_drained: false,
             background: false,
             state,
         }

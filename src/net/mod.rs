@@ -118,6 +118,9 @@ pub trait App: Sized {
     /// The connection's output passed its limit: last words (a close frame)
     /// may be queued; then it is cut.
     fn overflow(&mut self, io: &mut Io<Self>, id: ConnId);
+    /// The output drained to half of `--send-buffer-bytes` or less, after
+    /// `Io::notify_when_drained` asked for it: time to queue more.
+    fn drained(&mut self, io: &mut Io<Self>, id: ConnId);
     /// The connection stopped being active but is still in the slab (its
     /// last output is leaving): it must leave every group it is in.
     fn stopped(&mut self, io: &mut Io<Self>, id: ConnId);
@@ -393,6 +396,16 @@ impl<A: App> Io<A> {
         if let Some(c) = self.get_mut(id) {
             c.slow = true;
         }
+        self.mark_dirty(id);
+    }
+
+    /// Asks for one `App::drained` call once the connection's unsent output
+    /// falls to half of `--send-buffer-bytes` (at once if it already has).
+    pub fn notify_when_drained(&mut self, id: ConnId) {
+        if let Some(c) = self.get_mut(id) {
+            c.notify_drained = true;
+        }
+        // The next flush (this wake-up) checks the mark.
         self.mark_dirty(id);
     }
 
@@ -782,7 +795,7 @@ impl<A: App> Reactor<A> {
             }
             if let Some((id, state, reason, peer)) = self.io.closed.pop() {
                 if self.io.opts.trace {
-                    crate::trace::line(peer, "x", &format!("closed ({})", reason.name()));
+                    crate::trace::line(peer, "x", &format!("closed ({reason:?})"));
                 }
                 self.app.closed(&mut self.io, id, state, reason);
                 continue;
@@ -1085,6 +1098,12 @@ impl<A: App> Reactor<A> {
             self.start_lingering(id);
             return;
         }
+        if c.notify_drained && c.out.len() <= self.io.opts.send_buffer_bytes / 2 {
+            c.notify_drained = false;
+            if c.phase == Phase::Active {
+                self.app.drained(&mut self.io, id);
+            }
+        }
         // Output drained below the backpressure mark: resume reading, since
         // an edge we skipped will not be reported again.
         if before > self.io.opts.send_buffer_bytes.max(64 * 1024) && self.may_read(id) {
@@ -1249,6 +1268,7 @@ mod tests {
             self.deadlines.push(id);
         }
         fn overflow(&mut self, _: &mut Io<Self>, _: ConnId) {}
+        fn drained(&mut self, _: &mut Io<Self>, _: ConnId) {}
         fn stopped(&mut self, _: &mut Io<Self>, _: ConnId) {}
         fn closed(&mut self, _: &mut Io<Self>, id: ConnId, _: &'static str, r: CloseReason) {
             self.closed.push((id, r));

@@ -17,7 +17,7 @@
 //! nested construction closes that hole (RFC 2104 section 6 and Bellare,
 //! Canetti, Krawczyk 1996).
 //!
-//! The construction is written once, generic over the hash ([`hmac`]); the
+//! The construction is written once, generic over the hash (`hmac`); the
 //! two public functions pick SHA-1 or SHA-256. Checked against the test
 //! cases of RFC 2202 section 3 (SHA-1) and RFC 4231 section 4 (SHA-256).
 

@@ -182,7 +182,7 @@ impl std::error::Error for TokenError {}
 pub struct Claims {
     /// `sub`: who the client is, for logs.
     pub sub: Option<String>,
-    /// `exp`, rounded up to a whole second (see [`numeric_date`]): the
+    /// `exp`, rounded up to a whole second (see `numeric_date`): the
     /// first second at which the token is refused.
     pub exp: Option<u64>,
     /// `nbf`, rounded up to a whole second: the first second at which the

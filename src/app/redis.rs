@@ -556,13 +556,14 @@ pub fn backplane_deadline(app: &mut App, io: &mut Io, id: ConnId) {
     }
 }
 
-/// The backplane's part of `/stats`: `url` with the password as `***`,
-/// `addr` the address in use (a name's last answer), `state` one of
-/// `State`'s names, `last_error` the operator's sentence.
+/// The backplane's part of `/stats`: in memory `{"kind":"memory",
+/// "up":true}` as always; with `--redis` also `url` with the password as
+/// `***`, `addr` the address in use (a name's last answer), `state` one
+/// of `State`'s names, `last_error` the operator's sentence.
 pub fn stats_json(app: &App) -> String {
     let state = state(app).name();
     match &app.redis {
-        None => format!("{{\"kind\":\"memory\",\"up\":true,\"state\":\"{state}\"}}"),
+        None => "{\"kind\":\"memory\",\"up\":true}".into(),
         Some(r) => {
             let mut s = String::from("{\"kind\":\"redis\",\"url\":");
             crate::wire::json::push_str(&mut s, &r.url.display_redacted());

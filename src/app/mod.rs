@@ -508,4 +508,29 @@ mod tests {
         assert_eq!(longpoll::parked_on(io, new), Some(ParkedOn::Job(7)));
         assert_eq!(io.backlog(new), 0);
     }
+
+    #[test]
+    fn own_address_is_our_port_on_loopback_or_our_bound_address() {
+        let (r, _peer) = reactor();
+        let port = r.io.local_addr().port();
+        let own = |text: String| webhooks::is_own_address(&r.io, text.parse().unwrap());
+        assert!(own(format!("127.0.0.1:{port}")));
+        assert!(own(format!("127.3.4.5:{port}")), "all of 127/8 is loopback");
+        assert!(own(format!("[::1]:{port}")));
+        assert!(own(format!("[::ffff:127.0.0.1]:{port}")), "IPv4-mapped");
+        assert!(
+            own(format!("0.0.0.0:{port}")),
+            "connecting there reaches us"
+        );
+        assert!(!own(format!("127.0.0.1:{}", port.wrapping_add(1).max(1))));
+        assert!(!own(format!("192.0.2.1:{port}")), "another host");
+    }
+
+    #[test]
+    fn only_the_receiver_path_may_be_our_own() {
+        assert!(webhooks::is_receiver_path("/webhook-receiver"));
+        assert!(webhooks::is_receiver_path("/webhook-receiver?x=1"));
+        assert!(!webhooks::is_receiver_path("/webhook-receiver/x"));
+        assert!(!webhooks::is_receiver_path("/channels/loop"));
+    }
 }

@@ -72,6 +72,9 @@ pub fn connect(app: &mut App, io: &mut Io) {
 pub fn resolved(app: &mut App, io: &mut Io, host: &str, result: std::io::Result<Vec<SocketAddr>>) {
     let Some(r) = app.redis.as_mut() else { return };
     r.lookup = None;
+    if io.shutting_down() {
+        return; // no new connections: the loop is ending
+    }
     let port = r.url.port;
     match result.as_deref().map(|a| a.first().copied()) {
         Ok(Some(addr)) => {

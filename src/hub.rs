@@ -38,6 +38,10 @@ use crate::net::ConnId;
 pub struct Stored {
     pub id: u64,
     pub data: Arc<str>,
+    /// Published by a webhook delivery (a request carrying
+    /// `X-Pushwire-Delivery`): it reaches subscribers but fires no webhook,
+    /// so servers cannot call each other in a loop (API.md section 4).
+    pub quiet: bool,
 }
 
 #[derive(Debug, Default)]
@@ -314,12 +318,13 @@ impl Hub {
 
     /// Appends a message, gives it the channel's next id, evicts beyond the
     /// limits. Check `check_publish` first.
-    pub fn append(&mut self, ch: usize, data: Arc<str>) -> Stored {
+    pub fn append(&mut self, ch: usize, data: Arc<str>, quiet: bool) -> Stored {
         let c = self.get_mut(ch);
         c.last_id += 1;
         let m = Stored {
             id: c.last_id,
             data,
+            quiet,
         };
         self.counted(ch);
         self.keep(ch, &m);
@@ -409,12 +414,18 @@ impl Hub {
     /// A message the backplane announced with its id: appended if it is
     /// the next one. `None` when it is old (a duplicate) or leaves a gap
     /// (something was missed: the caller syncs).
-    pub fn append_with_id(&mut self, ch: usize, id: u64, data: Arc<str>) -> Option<Stored> {
+    pub fn append_with_id(
+        &mut self,
+        ch: usize,
+        id: u64,
+        data: Arc<str>,
+        quiet: bool,
+    ) -> Option<Stored> {
         if id != self.get(ch).last_id + 1 {
             return None;
         }
         self.get_mut(ch).last_id = id;
-        let m = Stored { id, data };
+        let m = Stored { id, data, quiet };
         self.counted(ch);
         self.keep(ch, &m);
         self.published += 1;
@@ -478,7 +489,7 @@ mod tests {
         let mut h = Hub::new(limits(history, 10));
         let ch = h.channel("news").unwrap();
         for i in 1..=n {
-            h.append(ch, Arc::from(format!("m{i}")));
+            h.append(ch, Arc::from(format!("m{i}")), false);
         }
         (h, ch)
     }
@@ -552,7 +563,7 @@ mod tests {
         // be subscribed to, and each is dropped when unused.
         let b = h.channel("b").unwrap();
         assert_eq!(h.check_publish(b), Ok(()));
-        h.append(b, Arc::from("x"));
+        h.append(b, Arc::from("x"), false);
         assert_eq!(h.len(), 1);
         assert_eq!(
             h.check_publish(0),
@@ -572,16 +583,20 @@ mod tests {
         let mut h = Hub::mirrored(limits(3, 10));
         let ch = h.channel("news").unwrap();
         assert!(!h.get(ch).synced);
-        assert!(h.append_with_id(ch, 1, Arc::from("a")).is_some());
+        assert!(h.append_with_id(ch, 1, Arc::from("a"), false).is_some());
         assert!(
-            h.append_with_id(ch, 1, Arc::from("a")).is_none(),
+            h.append_with_id(ch, 1, Arc::from("a"), false).is_none(),
             "duplicate"
         );
-        assert!(h.append_with_id(ch, 3, Arc::from("c")).is_none(), "gap");
+        assert!(
+            h.append_with_id(ch, 3, Arc::from("c"), false).is_none(),
+            "gap"
+        );
         let log = (1..=5)
             .map(|id| Stored {
                 id,
                 data: Arc::from(format!("m{id}")),
+                quiet: false,
             })
             .collect();
         let fresh = h.sync_from(ch, 5, log);
@@ -614,13 +629,13 @@ mod tests {
         });
         let ch = h.channel("a").unwrap();
         for data in ["aaaa", "bbbb", "cccc"] {
-            h.append(ch, Arc::from(data));
+            h.append(ch, Arc::from(data), false);
         }
         let ids: Vec<u64> = h.get(ch).history.iter().map(|m| m.id).collect();
         assert_eq!(ids, [2, 3]);
         assert_eq!((h.get(ch).bytes, h.history_bytes()), (8, 8));
         // A message larger than the budget is delivered, not kept.
-        h.append(ch, Arc::from("x".repeat(11)));
+        h.append(ch, Arc::from("x".repeat(11)), false);
         assert_eq!(h.get(ch).last_id, 4);
         assert!(h.get(ch).resume(3).truncated, "id 4 was never kept");
     }
@@ -635,15 +650,15 @@ mod tests {
         });
         let a = h.channel("a").unwrap();
         let b = h.channel("b").unwrap();
-        h.append(a, Arc::from("a1a1")); // oldest in the process
-        h.append(b, Arc::from("b1b1"));
-        h.append(a, Arc::from("a2a2")); // 12 bytes: a1 must go
+        h.append(a, Arc::from("a1a1"), false); // oldest in the process
+        h.append(b, Arc::from("b1b1"), false);
+        h.append(a, Arc::from("a2a2"), false); // 12 bytes: a1 must go
         assert_eq!(h.history_bytes(), 8);
         assert_eq!(h.get(a).oldest(), 2);
         assert_eq!(h.get(b).oldest(), 1);
         let r = h.get(a).resume(0);
         assert_eq!((r.truncated, r.oldest), (true, 2), "the gap is announced");
-        h.append(b, Arc::from("b2b2")); // b1 is now the oldest
+        h.append(b, Arc::from("b2b2"), false); // b1 is now the oldest
         assert_eq!((h.get(b).oldest(), h.history_bytes()), (2, 8));
     }
 
@@ -657,7 +672,7 @@ mod tests {
         });
         let a = h.channel("a").unwrap();
         for i in 0..5000 {
-            h.append(a, Arc::from(format!("{i}")));
+            h.append(a, Arc::from(format!("{i}")), false);
         }
         // Entries of messages that left by --history are compacted away.
         assert!(h.order.len() <= 2 * h.kept + 1024, "{}", h.order.len());

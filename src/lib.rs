@@ -38,7 +38,8 @@
 //!    `ws_handshake` (where the 101 is written), `ws_frame` (how a frame's
 //!    length is encoded), `ws_close`, `utf8`; `sse`; `json`; `hmac` and
 //!    `url` (webhooks); `resp` (Redis); `jwt`, `bearer` and `json_read`
-//!    (access tokens); `prometheus` and `redis_url`.
+//!    (access tokens); `ws_deflate` (permessage-deflate); `prometheus` and
+//!    `redis_url`.
 //! 3. [`proto::ws`]: the WebSocket state machine over those frames:
 //!    messages, fragments, masks, fail-fast UTF-8, the closing handshake.
 //! 4. [`net`]: the reactor (`mod.rs`: one loop, read until `WouldBlock`,
@@ -48,12 +49,14 @@
 //!    lookups off the loop).
 //! 5. [`app`]: `mod.rs` first (the one place that decides what each kind of
 //!    connection does with each event), `conn.rs` (what a connection is),
-//!    then `http.rs` and `routes.rs` (requests, the path table), `jobs.rs`
+//!    then `http.rs` and `routes.rs` (requests, the path table), `access.rs`
+//!    (tokens: who may publish, subscribe, administer), `jobs.rs`
 //!    (short polling), `longpoll.rs` (every held request: park, release,
 //!    expire), `channels.rs` (one publish to every transport), `sse.rs`,
 //!    `websocket.rs`, `chat.rs`, `webhooks.rs` and `webhook_client.rs`,
 //!    `redis.rs` and `redis_conn.rs` (several nodes), `stats.rs`,
-//!    `shutdown.rs`, and `demo.html` (the demo page).
+//!    `shutdown.rs`, `demo.html` (the demo page) and `pushwire.js` (the
+//!    browser client: transports, fallback, resume).
 //! 6. [`hub`], [`jobs`] and [`webhooks`]: the bookkeeping behind channels,
 //!    jobs and webhooks; [`trace`]: the `--trace` narration.
 //!
@@ -62,7 +65,9 @@
 //! publish reach SSE, WebSocket and long-poll subscribers?
 //! `app/channels.rs`, `deliver`.
 //!
-//! `docs/` walks through each protocol with real captured bytes.
+//! `docs/api.md` is the reference (paths, parameters, statuses, bodies,
+//! flags); `docs/` walks through each protocol byte by byte, with the
+//! commands that reproduce every capture.
 //!
 //! ## Embedding
 //!

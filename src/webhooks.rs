@@ -21,10 +21,18 @@ use crate::wire::url::Url;
 pub const BACKOFF_S: [u64; 5] = [1, 2, 4, 8, 16];
 
 /// Attempt records kept per webhook (the oldest go first).
-pub const MAX_RECORDS: usize = 1000;
+pub const MAX_RECORDS: usize = 200;
+
+/// Finished one-shot (job callback) webhooks whose attempts stay readable
+/// after they are gone (the oldest are forgotten first).
+pub const FINISHED_KEEP: usize = 1000;
 
 /// Deliveries the built-in receiver remembers (API.md: the last 100).
 pub const RECEIVER_KEEP: usize = 100;
+
+/// The built-in receiver keeps at most this much of each body (API.md
+/// section 4), marking it `body_truncated`.
+pub const RECEIVER_BODY_KEEP: usize = 64 * 1024;
 
 /// What a webhook listens to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,10 +73,9 @@ pub struct Webhook {
     pub events: Vec<EventFilter>,
     /// 32 lowercase hex characters; the HMAC key is this text's bytes.
     pub secret: String,
-    /// Made for one job's `callback=`; listed until its delivery ends.
+    /// Made for one job's `callback=`; listed until its delivery ends,
+    /// then retired (`Webhooks::retire`).
     pub one_shot: bool,
-    /// Listed by `GET /webhooks` and sent to.
-    pub active: bool,
     pub records: VecDeque<Attempt>,
 }
 
@@ -91,7 +98,10 @@ pub struct Received {
     pub event: Option<String>,
     pub delivery: Option<String>,
     pub verified: Option<bool>,
+    /// At most `RECEIVER_BODY_KEEP` bytes of it (cut at a character
+    /// boundary).
     pub body: String,
+    pub body_truncated: bool,
 }
 
 #[derive(Debug)]
@@ -107,6 +117,8 @@ pub struct Webhooks {
     pub queue: VecDeque<u64>,
     pub in_flight: usize,
     pub received: VecDeque<Received>,
+    /// Attempts of retired one-shot webhooks, by id.
+    pub finished: BTreeMap<u64, VecDeque<Attempt>>,
 }
 
 impl Default for Webhooks {
@@ -126,6 +138,7 @@ impl Webhooks {
             queue: VecDeque::new(),
             in_flight: 0,
             received: VecDeque::new(),
+            finished: BTreeMap::new(),
         }
     }
 
@@ -148,7 +161,6 @@ impl Webhooks {
                 events,
                 secret: random_hex(16),
                 one_shot,
-                active: true,
                 records: VecDeque::new(),
             },
         );
@@ -159,7 +171,7 @@ impl Webhooks {
     pub fn matching(&self, wants: impl Fn(&EventFilter) -> bool) -> Vec<u64> {
         self.hooks
             .values()
-            .filter(|h| h.active && h.events.iter().any(&wants))
+            .filter(|h| h.events.iter().any(&wants))
             .map(|h| h.id)
             .collect()
     }
@@ -184,12 +196,17 @@ impl Webhooks {
 
     /// Records an attempt on its webhook.
     pub fn record(&mut self, hook: u64, a: Attempt) {
-        if let Some(h) = self.hooks.get_mut(&hook) {
-            if h.records.len() >= MAX_RECORDS {
-                h.records.pop_front();
-            }
-            h.records.push_back(a);
+        let records = match self.hooks.get_mut(&hook) {
+            Some(h) => &mut h.records,
+            None => match self.finished.get_mut(&hook) {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        if records.len() >= MAX_RECORDS {
+            records.pop_front();
         }
+        records.push_back(a);
     }
 
     /// Deletes a webhook and every delivery of it that is not on the wire
@@ -203,6 +220,25 @@ impl Webhooks {
         let deliveries = &self.deliveries;
         self.queue.retain(|seq| deliveries.contains_key(seq));
         true
+    }
+
+    /// A one-shot webhook's delivery ended: it stops being listed or sent
+    /// to, and only its attempts stay readable (`records_of`).
+    pub fn retire(&mut self, id: u64) {
+        if let Some(h) = self.hooks.remove(&id) {
+            if self.finished.len() >= FINISHED_KEEP {
+                self.finished.pop_first();
+            }
+            self.finished.insert(id, h.records);
+        }
+    }
+
+    /// The attempts of webhook `id`, registered or retired.
+    pub fn records_of(&self, id: u64) -> Option<&VecDeque<Attempt>> {
+        match self.hooks.get(&id) {
+            Some(h) => Some(&h.records),
+            None => self.finished.get(&id),
+        }
     }
 
     pub fn remember_received(&mut self, r: Received) {

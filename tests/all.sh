@@ -6,13 +6,14 @@
 # a fresh machine passes with nothing installed by hand.
 #
 #   bash tests/all.sh            everything
-#   bash tests/all.sh cargo      only the stages named (cargo, run,
-#                                autobahn, pyclients, browser, tshark, fuzz)
+#   bash tests/all.sh cargo      only the stages named (cargo, prometheus,
+#                                run, autobahn, pyclients, browser, tshark,
+#                                docs, fuzz)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(cargo run autobahn pyclients browser tshark fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(cargo prometheus run autobahn pyclients browser tshark docs fuzz)
 
 # The README's first command, as written (with port 0 so it cannot clash):
 # `cargo run --release` must start the server and serve the demo page.
@@ -76,6 +77,12 @@ for s in "${stages[@]}"; do
                     || echo "could not install redis-server: the redis suite will fail"
             fi
             run_stage cargo cargo test --all-targets ;;
+        # /metrics as Prometheus' own tools see it: promtool on a live
+        # answer, and a real Prometheus scraping the server (installs
+        # Debian's prometheus when missing).
+        prometheus)
+            run_stage prometheus bash -c \
+                'cargo build --release --quiet && bash tests/prometheus.sh target/release/pushwire' ;;
         # README's first command.
         run) run_stage run readme_run ;;
         # The Autobahn|Testsuite against /echo: all 517 cases, compression
@@ -86,11 +93,15 @@ for s in "${stages[@]}"; do
         pyclients) run_stage pyclients bash tests/pyclients/run.sh ;;
         # The demo page in headless Chromium.
         browser) run_stage browser bash tests/browser/run.sh ;;
-        # A chat and an echo session as Wireshark's dissectors see them.
+        # A chat, an echo and a compressed echo session as Wireshark's
+        # dissectors see them.
         tshark) run_stage tshark bash tests/tshark.sh ;;
+        # Every command in docs/ run as written against fresh servers, and
+        # its output, traces and bytes compared with the pages.
+        docs) run_stage docs bash -c 'cargo build --release -q && bash tests/docs.sh target/release/pushwire' ;;
         # A short run of every fuzz target.
         fuzz) run_stage fuzz bash tests/fuzz-smoke.sh ;;
-        *) echo "unknown stage $s (cargo, run, autobahn, pyclients, browser, tshark, fuzz)"; exit 2 ;;
+        *) echo "unknown stage $s (cargo, prometheus, run, autobahn, pyclients, browser, tshark, docs, fuzz)"; exit 2 ;;
     esac
 done
 

@@ -11,29 +11,44 @@
 #     prints must match the lines the page shows under it;
 #   * a `target/release/pushwire ...` line starts a fresh server with the
 #     flags shown (this script starts it, so it can watch it), and its
-#     stderr (`--trace`) is kept;
+#     stderr (`--trace`) is kept; it gets the variables the page's
+#     `export NAME=VALUE` lines set; `target/release/pushwire token ...`
+#     runs in the page's shell like any other command;
 #   * a block after `<!-- check view -->` must appear in what the page's
 #     commands printed, `<!-- check trace [PORT] -->` in that server's trace,
 #     `<!-- check bytes -->` in the bytes docs/tools/wire.py sent or received
 #     (hex dumps, or lines of hex bytes, `->` sent and `<-` received); a
 #     count "(N bytes):" just before a hex dump must be its length;
-#   * `<!-- check skip: why -->` exempts the next block.
+#   * `<!-- check skip: why -->` exempts the next block, and
+#     `<!-- check needs: TOOL -->` (tshark, redis-server) the whole page
+#     when TOOL is missing;
+#   * every relative link in README.md and docs/*.md must lead to a file of
+#     the clone, and its #anchor to a heading there.
 #
 # What may differ, and how (docs/README.md explains it to readers): the
-# servers run on free 4-digit ports, not 8080/8081 (nor 9911 for the webhook
-# receiver, 6399 for Redis), and the output is mapped back; dates and RFC
-# 3339 times are any date; `[t=...]` may differ by 0.25 s; client ports
-# (5 digits), webhook secrets, signatures and delivery ids may differ, but
-# consistently: the same value in the page must be the same value in the run
-# (so a signature shown must be the one the server computed for the secret
-# shown); in tshark output, frame numbers, times and TSval/TSecr. A line
-# `...` stands for any number of lines.
+# servers run on free 4-digit ports, not 8080/8081/8090 (nor 9911 for the
+# webhook receiver, 6399 for Redis), and the output is mapped back; dates
+# and RFC 3339 times are any date; `[t=...]` may differ by 0.25 s; client
+# ports (5 digits), webhook secrets, signatures and delivery ids may differ,
+# but consistently: the same value in the page must be the same value in
+# the run (so a signature shown must be the one the server computed for the
+# secret shown); an access token's `exp` (a time, 10 digits) may differ,
+# and with it the token's claims part and signature: a token is compared
+# part by part, its header exactly, its claims decoded and equal but for
+# `exp`, its signature (and an HMAC-SHA256 shown in hex) consistently and
+# one-to-one, and every token a page shows must verify with the
+# PUSHWIRE_TOKEN_SECRET the page shows; curl's version in `User-Agent`; in tshark output, frame
+# numbers, times and TSval/TSecr, and tshark's warning about running as
+# root is dropped. A line `...` stands for any number of lines; runs of
+# spaces count as one.
 #
 # Usage: tests/docs.sh [BINARY]     (default target/release/pushwire)
 # Prints one line per check and "docs: N passed, M failed"; exits non-zero
-# on a failure. Needs python3 and curl; the blocks that use tshark (root) or
-# redis-server are skipped, and say so, when those are missing.
-# KEEP=1 keeps the work directory (traces, wire logs, outputs).
+# on a failure. Needs python3 and curl; the blocks that use tshark (as root)
+# or redis-server are skipped, and say so, when those are missing. Takes
+# about 25 s (the pages run in parallel, each on its own servers).
+# KEEP=1 keeps the work directory (traces, wire logs, outputs);
+# ONLY=sse,channels checks only those pages.
 
 set -u
 cd "$(dirname "$0")/.."
@@ -71,7 +86,11 @@ results = []        # (ok: True/False/None for skipped, where, what, detail)
 groups = []         # process groups to end
 servers = []        # Popen of every server started
 
+stopping = False     # interrupted: the pages' threads fail as their processes die; say nothing
+
 def report(ok, where, what, detail=""):
+    if stopping:
+        return
     with lock:
         results.append((ok, where, what, detail))
         tag = {True: "ok  ", False: "FAIL", None: "skip"}[ok]
@@ -84,11 +103,13 @@ def report(ok, where, what, detail=""):
 
 DATE = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT"
 RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3})?Z"
+JWT = r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}"
 # (kind, regex with context; group "v" is the variable part)
 TOKENS = [
     ("time", r"\[t=\s*(?P<v>\d+\.\d+)s\]"),
     ("any", r"(?P<v>" + DATE + ")"),
     ("any", r"(?P<v>" + RFC3339 + ")"),
+    ("any", r"(?<=curl/)(?P<v>\d+\.\d+\.\d+)"),
     ("port", r"(?<=127\.0\.0\.1:)(?P<v>\d{5})(?!\d)"),
     ("port", r"(?<=User)(?P<v>\d{5})(?!\d)"),
     # the same port inside hex: "User" and five ASCII digits
@@ -101,6 +122,12 @@ TOKENS = [
     ("sig", r"^(?P<v>[0-9a-f]{40})$"),
     ("delivery", r"(?<=Delivery: )(?P<v>[0-9a-f]{8}-\d+)"),
     ("delivery", r"(?<=\"delivery\":\")(?P<v>[0-9a-f]{8}-\d+)"),
+    # access tokens (JWT, docs/access-control.md): whole, or one part alone
+    ("jwt", r"(?<![A-Za-z0-9_-])(?P<v>" + JWT + r")(?![A-Za-z0-9_-])"),
+    ("b64json", r"(?<![A-Za-z0-9_.-])(?P<v>eyJ[A-Za-z0-9_-]+)(?![A-Za-z0-9_.-])"),
+    ("jwtsig", r"^(?P<v>[A-Za-z0-9_-]{43})$"),
+    ("mac", r"^(?P<v>(?:[0-9a-f]{2} ){31}[0-9a-f]{2})$"),
+    ("exp", r"(?<=\"exp\":)(?P<v>\d{10})(?!\d)"),
 ]
 TSHARK_TOKENS = [
     ("any", r"^(?P<v>\s*\d+ +\d+\.\d+)(?= )"),      # frame number and time
@@ -113,7 +140,47 @@ TSHARK_TOKENS = [
 ]
 VALUE = {"time": r"\d+\.\d+", "any": r".+?", "port": r"\d{5}",
          "hexport": r"3\d ?3\d ?3\d ?3\d ?3\d", "secret": r"[0-9a-f]{32}",
-         "sig": r"[0-9a-f]{40}", "delivery": r"[0-9a-f]{8}-\d+"}
+         "sig": r"[0-9a-f]{40}", "delivery": r"[0-9a-f]{8}-\d+",
+         "jwt": JWT, "b64json": r"eyJ[A-Za-z0-9_-]+", "jwtsig": r"[A-Za-z0-9_-]{43}",
+         "mac": r"(?:[0-9a-f]{2} ){31}[0-9a-f]{2}", "exp": r"\d{10}"}
+
+def b64url(text):
+    """The bytes of unpadded base64url, or None."""
+    import base64, binascii
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+def bind(binds, doc, got, one_to_one=False):
+    """`binds` with doc -> got, or None if doc is bound to something else
+    (or, one to one, got to another doc value)."""
+    if doc in binds:
+        return binds if binds[doc] == got else None
+    if one_to_one and any(v == got for k, v in binds.items() if k != doc):
+        return None
+    new = dict(binds)
+    new[doc] = got
+    return new
+
+def match_token(kind, doc, got, binds):
+    """New bindings if an access token (or one of its parts) in the run
+    matches the page's: the header exactly, the claims decoded and equal
+    but for `exp`, the signature consistently and one to one."""
+    if kind == "jwt":
+        for k, d, g in zip(("b64json", "b64json", "jwtsig"), doc.split("."), got.split(".")):
+            binds = match_token(k, d, g, binds)
+            if binds is None:
+                return None
+        return bind(binds, doc, got, True)
+    if kind == "b64json":
+        d, g = b64url(doc), b64url(got)
+        if d is None or g is None:
+            return binds if doc == got else None
+        return match_line(d.decode("latin-1"), g.decode("latin-1"), binds)
+    if kind in ("jwtsig", "mac"):
+        return bind(binds, doc, got, True)
+    return bind(binds, doc, got)        # exp: two tokens may share one
 
 def trim(lines):
     """Without leading and trailing blank lines."""
@@ -158,10 +225,19 @@ def match_line(doc_line, actual, binds, tshark=False):
     m = rx.fullmatch(actual)
     if not m:
         return None
+    return bind_groups(kinds, m.groups(), binds)
+
+def bind_groups(kinds, groups, binds):
+    """New bindings if each variable part of a match (`groups`) agrees with
+    the page's value of its kind, else None."""
     new = None
-    for (kind, doc_value), got in zip(kinds, m.groups()):
+    for (kind, doc_value), got in zip(kinds, groups):
         if kind == "time":
             if abs(float(doc_value) - float(got)) > TOLERANCE:
+                return None
+        elif kind in ("jwt", "b64json", "jwtsig", "mac", "exp"):
+            new = match_token(kind, doc_value, got, binds if new is None else new)
+            if new is None:
                 return None
         elif kind in ("port", "hexport", "secret", "sig", "delivery"):
             if kind == "hexport":       # compare as the port it spells
@@ -284,6 +360,7 @@ class Page:
         self.outputs = []       # every line the page's commands printed
         self.traces = {}        # doc port -> [trace file of each server started there]
         self.shell = None
+        self.env = {}           # what the page's `export NAME=VALUE` lines set
         self.wirelog = os.path.join(self.dir, "wire.log")
 
     # substitutions between the page's world and this run's
@@ -307,8 +384,10 @@ class Page:
         while i < len(lines):
             line = lines[i]
             m = re.match(r"^<!-- check (.*?) -->$", line.strip())
-            if m:
+            if m and not m.group(1).startswith("needs:"):
                 marker = m.group(1)
+            elif m:
+                pass
             elif line.startswith("```"):
                 lang, start, body = line[3:].strip(), i + 1, []
                 i += 1
@@ -319,6 +398,7 @@ class Page:
                 marker, para, last = None, [], []
             elif line.strip():
                 para.append(line)
+                marker = None       # a marker belongs to the block right after it
             elif para:
                 last, para = para, []
             i += 1
@@ -377,7 +457,8 @@ class Page:
         args = [self.to_run(a) for a in args]
         trace = os.path.join(self.dir, trace_name or "server-%s-%d.log" % (doc_port, len(servers)))
         proc = subprocess.Popen([BIN, "--addr", "127.0.0.1:" + self.ports.get(doc_port, doc_port)] + args,
-                                stdout=subprocess.PIPE, stderr=open(trace, "w"), cwd=self.dir)
+                                stdout=subprocess.PIPE, stderr=open(trace, "w"), cwd=self.dir,
+                                env=dict(os.environ, **self.env))
         with lock:
             servers.append(proc)
         self.traces.setdefault(doc_port, []).append(trace)
@@ -412,7 +493,11 @@ class Page:
         for lineno, command, expected in cmds:
             where = "%s:%d" % (self.name, lineno)
             what = "$ " + (command if len(command) <= 70 else command[:67] + "...")
-            if re.match(r"^(target/release/pushwire|cargo run --release --)( |$)", command) and "--help" not in command:
+            m = re.match(r"^export ([A-Za-z_][A-Za-z0-9_]*)=(\S+)$", command)
+            if m:
+                self.env[m.group(1)] = shlex.split(m.group(2))[0]
+            if re.match(r"^(target/release/pushwire|cargo run --release --)( |$)(?!token( |$))", command) \
+                    and "--help" not in command:
                 actual = self.start_server(command)
             else:
                 if self.shell is None:
@@ -490,12 +575,8 @@ class Page:
                 if direction and d != direction:
                     continue
                 for m in rx.finditer(text):
-                    b, ok = dict(self.binds), True
-                    for (kind, doc_value), got in zip(kinds, m.groups()):
-                        if kind == "port":
-                            if b.setdefault(doc_value, got) != got:
-                                ok = False
-                    if ok:
+                    b = bind_groups(kinds, m.groups(), self.binds)
+                    if b is not None:
                         self.binds, found = b, True
                         break
                 if found:
@@ -509,7 +590,13 @@ class Page:
             report(True, where, "bytes (%d bytes)" % sum(len(d) for _, d in units))
 
     def run(self):
+        text = open(self.path).read()
+        for tool in re.findall(r"<!-- check needs: (\S+) -->", text):
+            have = HAVE_TSHARK if tool == "tshark" else HAVE_REDIS if tool == "redis-server" else shutil.which(tool)
+            if not have:
+                return report(None, self.name, "the whole page", "%s is not available" % tool)
         try:
+            self.check_tokens(text)
             blocks = self.blocks()
             for start, marker, lang, lines, prose in blocks:
                 if marker and marker.startswith("skip"):
@@ -526,6 +613,51 @@ class Page:
         finally:
             self.stop()
 
+    def check_tokens(self, text):
+        """Every access token the page shows verifies with the secret the
+        page shows, and every part, claims set and HMAC it shows alone is
+        one of those tokens': what a reader recomputes from the page agrees
+        with the page."""
+        import base64, hmac, hashlib
+        tokens = sorted(set(re.findall(JWT, text)))
+        if not tokens:
+            return
+        m = re.search(r"PUSHWIRE_TOKEN_SECRET=(\S+)", text)
+        if not m:
+            return report(False, self.name, "tokens", "the page shows tokens but no PUSHWIRE_TOKEN_SECRET=")
+        secret = shlex.split(m.group(1))[0].encode()
+        problems = []
+        parts, claims, macs = set(), set(), set()
+        for t in tokens:
+            h, c, sig = t.split(".")
+            mac = hmac.new(secret, (h + "." + c).encode(), hashlib.sha256).digest()
+            if b64url(sig) != mac:
+                problems.append("not signed with the page's secret: " + t[:40] + "...")
+            parts |= {h, c, sig}
+            claims.add(b64url(c).decode("latin-1"))
+            macs.add(b64url(sig).hex(" "))
+        fenced = False
+        for line in text.split("\n"):
+            line = line.strip()
+            if line.startswith("```"):
+                fenced = not fenced
+                continue
+            if not fenced:
+                continue
+            for p in re.findall(r"(?<![A-Za-z0-9_.-])eyJ[A-Za-z0-9_-]+(?![A-Za-z0-9_.-])", line):
+                if p not in parts:
+                    problems.append("a part of no token on the page: " + p[:40])
+            if re.fullmatch(r"[A-Za-z0-9_-]{43}", line) and line not in parts:
+                problems.append("a signature of no token on the page: " + line)
+            if re.fullmatch(r"(?:[0-9a-f]{2} ){31}[0-9a-f]{2}", line) and line not in macs:
+                problems.append("an HMAC of no token on the page: " + line[:23] + " ...")
+            if line.startswith("{") and '"exp":' in line and line not in claims:
+                problems.append("claims of no token on the page: " + line[:60])
+        if problems:
+            report(False, self.name, "tokens", "\n".join(problems))
+        else:
+            report(True, self.name, "tokens (%d, signed with the page's secret)" % len(tokens))
+
     def stop(self):
         if self.shell is not None:
             try:
@@ -534,6 +666,8 @@ class Page:
                 pass
 
 def stop_everything(*_):
+    global stopping
+    stopping = True
     for p in servers:
         if p.poll() is None:
             p.kill()
@@ -542,14 +676,66 @@ def stop_everything(*_):
             os.killpg(g, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    sys.exit(1)
+    shutil.rmtree(WORK, ignore_errors=True) if os.environ.get("KEEP") != "1" else None
+    print("docs: interrupted", flush=True)
+    os._exit(1)         # the page threads die with the process
 
 signal.signal(signal.SIGTERM, stop_everything)
+signal.signal(signal.SIGINT, stop_everything)
+
+# ----- links ---------------------------------------------------------------------
+
+def slug(heading):
+    """The anchor GitHub gives a heading."""
+    text = heading.strip().lower().replace("`", "")
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+def anchors(path):
+    found, seen, fenced = set(), {}, False
+    for line in open(path).read().split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"^#{1,6} ", line):
+            a = slug(line.lstrip("#"))
+            n = seen.get(a, 0)
+            seen[a] = n + 1
+            found.add(a if n == 0 else "%s-%d" % (a, n))
+    return found
+
+def check_links(path):
+    """Every relative link of a page leads to a file, and its #anchor to a
+    heading of that file."""
+    where = os.path.relpath(path, REPO)
+    broken, fenced = [], False
+    for line in open(path).read().split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        for target in re.findall(r"\]\(([^)\s]+)\)", line):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            dest = os.path.normpath(os.path.join(os.path.dirname(path), file_part)) if file_part else path
+            if not dest.startswith(REPO + os.sep) or not os.path.exists(dest):
+                broken.append(target + " (no such file in the clone)")
+            elif anchor and dest.endswith(".md") and anchor not in anchors(dest):
+                broken.append(target + " (no such heading)")
+    if broken:
+        report(False, where, "links", "\n".join(broken))
+    else:
+        report(True, where, "links")
 
 ONLY = os.environ.get("ONLY", "")
 pages = [Page(os.path.join(REPO, "docs", f)) for f in sorted(os.listdir(os.path.join(REPO, "docs")))
          if f.endswith(".md") and (not ONLY or f[:-3] in ONLY.split(","))]
-threads = [threading.Thread(target=p.run) for p in pages]
+if not ONLY:
+    check_links(os.path.join(REPO, "README.md"))
+for p in pages:
+    check_links(p.path)
+threads = [threading.Thread(target=p.run, daemon=True) for p in pages]
 for t in threads:
     t.start()
 for t in threads:

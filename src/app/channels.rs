@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::conn::{Kind, ParkedOn, SseSource, SseStream, WsRole, WsSession};
 use super::http::{self, decimal_param, Ctx, Flow};
@@ -35,6 +35,8 @@ const DEFAULT_POLL_S: u64 = 30;
 const MAX_POLL_S: u64 = 120;
 
 /// `POST /channels/{ch}` with the message as body → `201 {"id":N}`.
+/// `quiet`: the request carries `X-Pushwire-Delivery` (it is a webhook
+/// delivery): the message reaches subscribers but fires no webhook.
 pub fn publish_http(
     app: &mut App,
     io: &mut Io,
@@ -42,6 +44,7 @@ pub fn publish_http(
     ctx: Ctx<'_>,
     name: &str,
     body: &[u8],
+    quiet: bool,
 ) -> Flow {
     let Ok(text) = std::str::from_utf8(body) else {
         http::respond_error(app, io, id, ctx, 400, "a message must be UTF-8 text");
@@ -64,13 +67,13 @@ pub fn publish_http(
         return Flow::Done;
     }
     if app.redis.is_none() {
-        let mid = publish_local(app, io, ch, text);
+        let mid = publish_local(app, io, ch, text, quiet);
         http::respond_json(app, io, id, ctx, 201, &format!("{{\"id\":{mid}}}"));
         return Flow::Done;
     }
     // With Redis, the id comes from Redis: hold the request until the
     // reply (`redis.rs`).
-    match redis::publish(app, io, ch, text, Some(id)) {
+    match redis::publish(app, io, ch, text, quiet, Some(id)) {
         Ok(()) => longpoll::park(
             app,
             io,
@@ -144,20 +147,21 @@ pub fn publish(app: &mut App, io: &mut Io, ch: usize, data: &str) -> Result<(), 
         return Err(e.to_string());
     }
     if app.redis.is_none() {
-        publish_local(app, io, ch, data);
+        publish_local(app, io, ch, data, false);
         return Ok(());
     }
-    redis::publish(app, io, ch, data, None).map_err(|()| {
+    redis::publish(app, io, ch, data, false, None).map_err(|()| {
         app.hub.release_if_unused(ch);
         "the backplane (Redis) is unreachable".to_string()
     })
 }
 
-/// In process: the next id, history, delivery, all at once.
-fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str) -> u64 {
-    let m = app.hub.append(ch, Arc::from(data));
+/// In process: the next id, history, delivery, all at once. The message
+/// was accepted at this wake-up of the loop (`io.now()`).
+fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str, quiet: bool) -> u64 {
+    let m = app.hub.append(ch, Arc::from(data), quiet);
     let id = m.id;
-    deliver(app, io, ch, m);
+    deliver(app, io, ch, m, io.now());
     id
 }
 
@@ -166,7 +170,12 @@ fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str) -> u64 {
 /// same bytes are queued on every connection of that transport (for
 /// WebSocket: once uncompressed, once compressed per window size in use,
 /// see `websocket::Broadcast`).
-pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
+///
+/// `accepted` is when the message was accepted (see `metrics.rs`): each
+/// subscriber's queued bytes are stamped with it (`Io::stamp`), and the
+/// loop reports the stamp when their last byte is written, which feeds
+/// `pushwire_delivery_seconds`.
+pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored, accepted: Instant) {
     let subs = std::mem::take(&mut app.hub.get_mut(ch).subscribers);
     let mut keep = Vec::with_capacity(subs.len());
     let mut polls = Vec::new();
@@ -185,8 +194,12 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
                 replay: Some(_), ..
             })) => keep.push(id),
             Some(Kind::Ws(_)) => {
-                ws.get_or_insert_with(|| Broadcast::new(opcode::TEXT, ws_message_payload(&m)))
-                    .send(app, io, id);
+                let b = ws.get_or_insert_with(|| {
+                    Broadcast::new(opcode::TEXT, ws_message_payload(&m))
+                });
+                if b.send(app, io, id) {
+                    io.stamp(id, accepted);
+                }
                 keep.push(id);
             }
             Some(Kind::Sse(_)) => {
@@ -196,6 +209,7 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
                 trace.sse(io.peer(id), &event);
                 if io.send_shared(id, &event) {
                     app.stats.delivered += 1;
+                    io.stamp(id, accepted);
                 }
                 keep.push(id);
             }
@@ -207,8 +221,10 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
     app.hub.get_mut(ch).subscribers = keep;
     for id in polls {
         longpoll::release_channel(app, io, id, m.id);
+        // The answer (head and body, queued just now) is the delivery.
+        io.stamp(id, accepted);
     }
-    if !app.webhooks.hooks.is_empty() {
+    if !m.quiet && !app.webhooks.hooks.is_empty() {
         let name = app.hub.get(ch).name.clone();
         webhooks::message(app, io, &name, m.id, &m.data);
     }
@@ -436,11 +452,11 @@ pub fn events(
         }
     }
     app.hub.subscribe(ch, id);
+    replay(app, io, id);
     app.trace.event(
         io.peer(id),
         format_args!("event stream subscribed to {name}"),
     );
-    replay(app, io, id);
     Flow::Done
 }
 

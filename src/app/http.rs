@@ -224,6 +224,10 @@ fn request_begun(app: &mut App, io: &mut Io, id: ConnId) {
     }
 }
 
+/// Raw bytes of a chunked body beyond `--max-body-bytes` that its framing
+/// may take (API.md: past `--max-body-bytes` + 64 KiB of raw body, 413).
+const CHUNKED_FRAMING_ALLOWANCE: usize = 64 * 1024;
+
 /// Decodes a chunked body from the raw bytes after the head, resuming where
 /// the last call stopped. `Some((body, raw bytes used))` once the last chunk
 /// and the trailers are in.
@@ -243,6 +247,14 @@ fn chunked_body(
         raw_taken: 0,
     });
     match st.decoder.decode(&raw[st.raw_taken..], &mut st.body)? {
+        // The decoded body is limited by the decoder; the framing around it
+        // (size lines, extensions, trailers) is limited here, or 1-byte
+        // chunks with 4 KiB extensions would hold thousands of times
+        // --max-body-bytes in raw input until the header timeout.
+        Status::Partial if raw.len() > max.saturating_add(CHUNKED_FRAMING_ALLOWANCE) => {
+            state.chunked = None;
+            Err(ChunkedError::BodyTooLarge)
+        }
         Status::Partial => {
             st.raw_taken = raw.len();
             Ok(None)
@@ -324,10 +336,21 @@ fn dispatch(app: &mut App, io: &mut Io, id: ConnId, head: &Head<'_, '_>, body: &
     };
     match route {
         Route::Index => index(app, io, id, ctx, head),
+        Route::ClientLibrary => respond_full(
+            app,
+            io,
+            id,
+            ctx,
+            200,
+            Some("text/javascript"),
+            &[],
+            super::CLIENT_LIBRARY.as_bytes(),
+        ),
         Route::Submit => jobs::submit(app, io, id, ctx, head),
         Route::CheckStatus => return jobs::check_status(app, io, id, ctx, head),
         Route::Channel(name, ChannelOp::Publish) => {
-            return channels::publish_http(app, io, id, ctx, &name, body)
+            let quiet = head.header("x-pushwire-delivery").is_some();
+            return channels::publish_http(app, io, id, ctx, &name, body, quiet);
         }
         Route::Channel(name, ChannelOp::Poll) => {
             return channels::poll(app, io, id, ctx, head, &name)
@@ -346,9 +369,16 @@ fn dispatch(app: &mut App, io: &mut Io, id: ConnId, head: &Head<'_, '_>, body: &
             let body = stats::json(app, io);
             respond_json(app, io, id, ctx, 200, &body)
         }
-        Route::Webhooks if head.method == "POST" => webhooks::register(app, io, id, ctx, body),
+        Route::Metrics => {
+            let body = super::metrics::text(app, io);
+            let content_type = Some(crate::wire::prometheus::CONTENT_TYPE);
+            respond_full(app, io, id, ctx, 200, content_type, &[], body.as_bytes())
+        }
+        Route::Webhooks if head.method == "POST" => {
+            webhooks::register(app, io, id, ctx, head, body)
+        }
         Route::Webhooks => webhooks::list(app, io, id, ctx),
-        Route::Webhook(hook) => webhooks::delete(app, io, id, ctx, &hook),
+        Route::Webhook(hook) => webhooks::delete(app, io, id, ctx, head, &hook),
         Route::WebhookDeliveries(hook) => webhooks::deliveries(app, io, id, ctx, &hook),
         Route::WebhookReceiver if head.method == "POST" => {
             webhooks::receiver_post(app, io, id, ctx, head, body)
@@ -381,9 +411,12 @@ fn index(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, head: &Head<'_, '
 /// API.md: no list = any origin; a listed origin (case-insensitive); the
 /// server's own origin (`http://` + Host), so the demo page works.
 fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
-    if app.cfg.allow_origins.is_empty() {
-        return true;
-    }
+    app.cfg.allow_origins.is_empty() || origin_is_own_or_listed(app, origin, host)
+}
+
+/// The server's own origin (`http://` + Host) or one listed in
+/// `--allow-origin`, compared as strings, case-insensitively.
+pub fn origin_is_own_or_listed(app: &App, origin: &str, host: Option<&str>) -> bool {
     let own = match (origin.get(..7), origin.get(7..), host) {
         (Some(scheme), Some(rest), Some(host)) => {
             scheme.eq_ignore_ascii_case("http://") && rest.eq_ignore_ascii_case(host)
@@ -491,6 +524,31 @@ pub fn write_head(
 
 pub fn respond_json(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, status: u16, body: &str) {
     respond_full(app, io, id, ctx, status, Some(JSON), &[], body.as_bytes())
+}
+
+/// A whole response whose body is shared with other responses (encoded
+/// once, reference-counted): queued without a copy.
+pub fn respond_shared(
+    app: &mut App,
+    io: &mut Io,
+    id: ConnId,
+    ctx: Ctx<'_>,
+    status: u16,
+    content_type: &str,
+    body: &std::sync::Arc<[u8]>,
+) {
+    let length = Some(body.len());
+    if write_head(app, io, id, ctx, status, Some(content_type), &[], length).is_none() {
+        return;
+    }
+    if !ctx.head_only {
+        if let Some(out) = io.output(id) {
+            out.push_shared(body.clone());
+        }
+    }
+    if !ctx.keep_alive {
+        io.finish(id, CloseReason::Normal);
+    }
 }
 
 /// `{"error":"<sentence>"}` with `status` (API.md "Errors").

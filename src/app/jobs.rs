@@ -40,12 +40,19 @@ pub fn submit(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, head: &Head<
     };
     let callback = match query::get(head.query, "callback") {
         Ok(None) => None,
-        Ok(Some(text)) => match webhooks::checked_url(app, io, &text) {
-            Ok(url) => Some((text.into_owned(), url)),
-            Err(sentence) => {
-                return http::respond_error(app, io, id, ctx, 400, &format!("callback: {sentence}"))
+        Ok(Some(text)) => {
+            // A callback is a webhook: the same rules (API.md section 4).
+            if let Err((status, sentence)) = webhooks::may_register(app, head) {
+                return http::respond_error(app, io, id, ctx, status, sentence);
             }
-        },
+            match webhooks::checked_url(app, io, &text) {
+                Ok(url) => Some((text.into_owned(), url)),
+                Err(sentence) => {
+                    let sentence = format!("callback: {sentence}");
+                    return http::respond_error(app, io, id, ctx, 400, &sentence);
+                }
+            }
+        }
         Err(_) => {
             return http::respond_error(
                 app,

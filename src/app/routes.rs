@@ -10,6 +10,8 @@ use crate::wire::query::percent_decode;
 pub enum Route<'a> {
     /// `/`: the demo page, or the chat room when upgraded.
     Index,
+    /// `/pushwire.js`: the browser client library.
+    ClientLibrary,
     Submit,
     CheckStatus,
     /// `/channels/{ch}` and below.
@@ -22,6 +24,8 @@ pub enum Route<'a> {
     WebhookDeliveries(Cow<'a, str>),
     WebhookReceiver,
     Stats,
+    /// `/metrics`: `/stats` for Prometheus.
+    Metrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,7 @@ impl Route<'_> {
 pub fn resolve(path: &str) -> Result<Route<'_>, RouteError> {
     let route = match path {
         "/" => Route::Index,
+        "/pushwire.js" => Route::ClientLibrary,
         "/submit" => Route::Submit,
         "/checkstatus" => Route::CheckStatus,
         "/sse" => Route::Sse,
@@ -77,6 +82,7 @@ pub fn resolve(path: &str) -> Result<Route<'_>, RouteError> {
         "/webhooks" => Route::Webhooks,
         "/webhook-receiver" => Route::WebhookReceiver,
         "/stats" => Route::Stats,
+        "/metrics" => Route::Metrics,
         _ => {
             let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -130,6 +136,8 @@ mod tests {
     fn fixed_paths() {
         assert_eq!(resolve("/"), Ok(Route::Index));
         assert_eq!(resolve("/checkstatus"), Ok(Route::CheckStatus));
+        assert_eq!(resolve("/metrics"), Ok(Route::Metrics));
+        assert_eq!(Route::Metrics.allow(), "GET, HEAD, OPTIONS");
         assert_eq!(resolve("/nope"), Err(RouteError::NotFound));
         assert_eq!(resolve("/submit/"), Err(RouteError::NotFound));
     }

@@ -21,10 +21,18 @@
 //! ```
 //!
 //! So `"`, `\` and the control characters U+0000..U+001F must be escaped,
-//! and everything else may go through as UTF-8. We also escape U+2028 LINE
-//! SEPARATOR and U+2029 PARAGRAPH SEPARATOR: they are legal in JSON but
-//! were line terminators in JavaScript string literals before ES2019, so
-//! escaping them keeps the output safe to paste into a `<script>`.
+//! and everything else may go through as UTF-8. Three more are escaped so
+//! that the output is safe inside an HTML `<script>` element, where a page
+//! may embed it:
+//!
+//! - U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR: legal in JSON,
+//!   but line terminators in JavaScript string literals before ES2019;
+//! - `</` as `<\/` (RFC 8259 allows `\/` for `/`): the HTML tokenizer ends
+//!   a script at `</script` whatever the JavaScript around it says (WHATWG
+//!   HTML 13.2.5.4, script data less-than sign state);
+//! - `<!--` as `\u003c!--`: it would switch the tokenizer to the "script
+//!   data escaped" state (13.2.5.16), where `</script>` inside a later
+//!   string could again end the element.
 //!
 //! ```text
 //! input:   say "hi"⏎  (LF)      output:  "say \"hi\"\n"
@@ -45,6 +53,7 @@ const CANDIDATE: [bool; 256] = {
     }
     table[b'"' as usize] = true;
     table[b'\\' as usize] = true;
+    table[b'<' as usize] = true;
     table[0xE2] = true;
     table
 };
@@ -93,6 +102,15 @@ fn escape(s: &str, mut emit: impl FnMut(&str)) {
             b'"' => ("\\\"", 1),
             b'\\' => ("\\\\", 1),
             0x00..=0x1F => (CONTROL[usize::from(b)], 1),
+            b'<' => match (bytes.get(i + 1), bytes.get(i + 2), bytes.get(i + 3)) {
+                (Some(b'/'), _, _) => ("<\\/", 2),
+                (Some(b'!'), Some(b'-'), Some(b'-')) => ("\\u003c", 1),
+                // Any other `<` is harmless: verbatim.
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            },
             _ => match (bytes.get(i + 1), bytes.get(i + 2)) {
                 (Some(0x80), Some(0xA8)) => ("\\u2028", 3),
                 (Some(0x80), Some(0xA9)) => ("\\u2029", 3),
@@ -158,8 +176,16 @@ mod tests {
     }
 
     #[test]
-    fn solidus_is_not_escaped() {
-        assert_eq!(json("a/b</script>"), r#""a/b</script>""#);
+    fn solidus_is_escaped_only_after_a_less_than_sign() {
+        assert_eq!(json("a/b</script>"), r#""a/b<\/script>""#);
+        assert_eq!(json("<b>x</b>"), r#""<b>x<\/b>""#);
+        assert_eq!(json("a < b, <<"), r#""a < b, <<""#);
+    }
+
+    #[test]
+    fn html_comment_opener_is_escaped() {
+        assert_eq!(json("<!-- x"), r#""\u003c!-- x""#);
+        assert_eq!(json("<!-"), r#""<!-""#);
     }
 
     #[test]

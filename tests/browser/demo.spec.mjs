@@ -5,10 +5,13 @@
 //   node demo.spec.mjs http://127.0.0.1:PORT [screenshot.png]
 //
 // DEMO_HTML=path/to/demo.html checks that file instead of the server's copy
-// (to iterate on the page without rebuilding the binary): it is written into
-// a same-origin document (/stats, which runs no script), so every request
-// still goes to the server. (Not page.route(): once a page has been routed,
-// this Chromium refuses its WebSocket handshakes.)
+// (to iterate on the page without rebuilding the binary): a pass-through
+// proxy (proxy.mjs, no faults) in front of the server answers GET / with it
+// and forwards everything else, so the page's origin is the proxy's. The
+// same proxy answers GET /pushwire.js from src/app/pushwire.js while the
+// server does not serve it (see LIB_FROM_SERVER in harness.mjs). (Not
+// page.route(): once a page has been routed, this Chromium refuses its
+// WebSocket handshakes.)
 //
 // run.sh starts the server and calls this; see it for the whole procedure.
 
@@ -17,12 +20,29 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { libraryCopy } from './harness.mjs';
+import { startProxy } from './proxy.mjs';
 
-const base = (process.argv[2] || process.env.PUSHWIRE_URL || '').replace(/\/$/, '');
+let base = (process.argv[2] || process.env.PUSHWIRE_URL || '').replace(/\/$/, '');
 const shot = process.argv[3] || process.env.SCREENSHOT || 'target/demo.png';
 if (!/^http:\/\/[^/]+$/.test(base)) {
   console.error('usage: node demo.spec.mjs http://HOST:PORT [screenshot.png]');
   process.exit(2);
+}
+const lib = await libraryCopy(base);
+const demoFile = process.env.DEMO_HTML ? readFileSync(process.env.DEMO_HTML) : null;
+let proxy = null;
+if (lib || demoFile) {
+  proxy = await startProxy({
+    upstreamPort: Number(new URL(base).port),
+    serve: (method, target) => {
+      if (method === 'GET' && target === '/' && demoFile) return { type: 'text/html; charset=utf-8', body: demoFile };
+      if (method === 'GET' && target === '/pushwire.js' && lib) return { type: 'text/javascript', body: lib };
+      return null;
+    },
+  });
+  console.log(`browser: the page through a proxy at ${proxy.url}: ${[demoFile && `/ from ${process.env.DEMO_HTML}`, lib && '/pushwire.js from src/app'].filter(Boolean).join(', ')}`);
+  base = proxy.url;
 }
 const host = new URL(base).host;
 const PENDING = Symbol('pending');
@@ -98,13 +118,7 @@ try {
     const res = await page.goto(base + '/', { waitUntil: 'load' });
     assert(res.status() === 200, `status ${res.status()}`);
     assert(/^text\/html/.test(res.headers()['content-type'] || ''), `content-type ${res.headers()['content-type']}`);
-    let html = await res.text();
-    if (process.env.DEMO_HTML) {
-      html = readFileSync(process.env.DEMO_HTML, 'utf8');
-      await page.goto(base + '/stats');
-      await page.evaluate((doc) => { document.open(); document.write(doc); document.close(); }, html);
-      await page.waitForFunction(() => document.readyState === 'complete' && document.getElementById('hook'));
-    }
+    const html = await res.text();
     assert(!/(src|href)\s*=\s*["']?(https?:)?\/\//i.test(html), 'the page references an external resource');
     for (const id of ['short', 'long', 'sse', 'ws', 'chan', 'hook']) assert(await page.$('#' + id), `no panel #${id}`);
     return `${html.length} bytes, 6 panels`;
@@ -224,6 +238,11 @@ try {
     for (const t of ['WebSocket #', 'SSE #', 'long poll #']) assert(timeline.includes(t), `no message came over ${t.slice(0, -2)}: ${timeline}`);
     const log = await text('#ch-log');
     assert(log.includes('/ws?after=') && log.includes('/events?lastEventId=') && log.includes('/poll?after='), 'the wire log lacks a resume request');
+    // The panel runs on pushwire.js and shows each switch and the state it reports.
+    assert(log.includes('subscribe("' + ch + '"'), 'the wire log shows no subscribe() of pushwire.js');
+    for (const sw of ['WebSocket → SSE', 'SSE → long poll', 'long poll → WebSocket']) assert(log.includes(`transport: ${sw}`), `the wire log does not show the switch ${sw}`);
+    assert(await page.$eval('#chan', (e) => e.dataset.switches) === '3', 'the panel did not count 3 switches');
+    assert(await text('#ch-state') === 'open · WebSocket', `the panel's state reads ${await text('#ch-state')}`);
     return timeline;
   });
 
@@ -287,5 +306,6 @@ try {
   clearTimeout(watchdog);
   await context.close().catch(() => {});
   rmSync(profile, { recursive: true, force: true });
+  if (proxy) await proxy.close();
 }
 process.exit(exitCode);

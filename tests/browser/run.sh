@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The demo page in a real browser: installs what is missing (Debian's
-# chromium, playwright-core from npm), builds and starts pushwire on a free
-# port, drives every panel of / with demo.spec.mjs, saves target/demo.png,
-# stops the server. Exits non-zero when a check fails.
+# The demo page and the client library in a real browser: installs what is
+# missing (Debian's chromium, playwright-core from npm), builds and starts
+# pushwire on a free port, drives every panel of / with demo.spec.mjs, saves
+# target/demo.png, stops the server; then client.spec.mjs and
+# client-token.spec.mjs put pushwire.js through a fault-injecting proxy
+# (each starts the servers it needs from the same binary). Exits non-zero
+# when a check fails.
 #
 #   bash tests/browser/run.sh            # SKIP_BUILD=1 to reuse target/release
+#                                        # PUSHWIRE_BIN=path: that binary, no build
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,7 +38,8 @@ if [ ! -f "$here/node_modules/playwright-core/package.json" ]; then
 fi
 
 cd "$root"
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet
+bin="${PUSHWIRE_BIN:-$root/target/release/pushwire}"
+[ -n "${SKIP_BUILD:-}${PUSHWIRE_BIN:-}" ] || cargo build --release --quiet
 
 tmp="$(mktemp -d)"
 server=""
@@ -44,7 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$root/target/release/pushwire" --addr 127.0.0.1:0 >"$tmp/out" 2>"$tmp/err" &
+"$bin" --addr 127.0.0.1:0 >"$tmp/out" 2>"$tmp/err" &
 server=$!
 for _ in $(seq 100); do
   [ -s "$tmp/out" ] && break
@@ -61,4 +66,11 @@ if [ "$status" != 0 ]; then
   echo "browser: last lines of the server's stderr:" >&2
   tail -n 20 "$tmp/err" >&2 || true
 fi
+kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server=""
+
+# pushwire.js (API.md section 3) under faults; the token spec runs against
+# the server's own tokens once its --help lists --token-secret, and until
+# then plays section 8 at its proxy (TOKENS=real insists on the server).
+timeout 90 node "$here/client.spec.mjs" "$bin" || status=1
+timeout 60 node "$here/client-token.spec.mjs" "$bin" || status=1
 exit "$status"

@@ -194,9 +194,8 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored, accepted: Insta
                 replay: Some(_), ..
             })) => keep.push(id),
             Some(Kind::Ws(_)) => {
-                let b = ws.get_or_insert_with(|| {
-                    Broadcast::new(opcode::TEXT, ws_message_payload(&m))
-                });
+                let b =
+                    ws.get_or_insert_with(|| Broadcast::new(opcode::TEXT, ws_message_payload(&m)));
                 if b.send(app, io, id) {
                     io.stamp(id, accepted);
                 }

@@ -325,7 +325,7 @@ impl MessageReader {
         // Refuse an oversized message as soon as a header announces it,
         // before its payload arrives. For a compressed message this bounds
         // the compressed bytes gathered; the inflated size is bounded as it
-        // grows (`inflate`).
+        // grows (`inflate_message`).
         if (self.buffer.len() as u64).saturating_add(len) > self.max_message as u64 {
             return Err(WsError::MessageTooBig);
         }

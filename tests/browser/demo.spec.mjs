@@ -273,6 +273,35 @@ try {
     return 'both deliveries verified';
   });
 
+  await check('WebSocket compression: Chromium negotiates permessage-deflate; 2 KiB of JSON both ways', async () => {
+    // Chromium offers permessage-deflate on every WebSocket; the server
+    // compresses messages of 64 bytes or more for connections that agreed
+    // (RFC 7692). A wrong RSV1 frame or bad DEFLATE data would fail the
+    // connection on Chromium's side (1002), so intact text is the check.
+    const ch = 'zip-' + Date.now().toString(36);
+    const r = await page.evaluate((name) => new Promise((resolve, reject) => {
+      const big = JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ user: 'u' + (i * 7919 % 1000), event: ['click', 'view'][i % 2], x: i * 37 % 1280, seq: i })));
+      const t = setTimeout(() => reject(new Error('no echo or no channel message within 5 s')), 5000);
+      const echo = new WebSocket(`ws://${location.host}/echo`);
+      const sub = new WebSocket(`ws://${location.host}/channels/${name}/ws`);
+      const got = {};
+      const done = () => { if (got.echo && got.sub) { clearTimeout(t); echo.close(1000); sub.close(1000); resolve(got); } };
+      echo.onopen = () => echo.send(big);
+      echo.onmessage = (e) => { got.echo = { ext: echo.extensions, ok: e.data === big }; done(); };
+      sub.onopen = async () => {
+        const p = await fetch(`/channels/${name}`, { method: 'POST', body: big });
+        if (p.status !== 201) reject(new Error('publish ' + p.status));
+      };
+      sub.onmessage = (e) => { const m = JSON.parse(e.data); got.sub = { ext: sub.extensions, ok: m.data === big }; done(); };
+      echo.onerror = sub.onerror = () => reject(new Error('a compressed WebSocket failed'));
+    }), ch);
+    for (const [k, v] of Object.entries(r)) {
+      assert(v.ext.startsWith('permessage-deflate'), `${k}: negotiated extensions "${v.ext}"`);
+      assert(v.ok, `${k}: the 2 KiB message came back changed`);
+    }
+    return `extensions: ${r.echo.ext}`;
+  });
+
   await check('every wire log shows live traffic', async () => {
     for (const id of ['sp-log', 'lp-log', 'sse-log', 'ws-log', 'ch-log', 'wh-log']) {
       const n = await page.$eval('#' + id, (e) => e.childElementCount);

@@ -528,8 +528,9 @@ impl Canary {
             .expect("canary thread panicked")
     }
 
-    /// Stops the canary and asserts every request it made was served fast.
-    fn check(self, what: &str) {
+    /// Stops the canary and asserts every request it made was served fast;
+    /// returns its slowest request.
+    fn check(self, what: &str) -> Duration {
         let rep = self.finish();
         eprintln!(
             "{what}: canary made {} rounds, slowest request {:?}",
@@ -541,6 +542,7 @@ impl Canary {
             rep.failures.join("\n")
         );
         assert!(rep.rounds >= 1, "{what}: the canary never ran");
+        rep.slowest
     }
 }
 
@@ -2267,4 +2269,350 @@ fn shutdown_timeout_flag_bounds_a_graceful_shutdown() {
         );
         drop(s);
     }
+}
+
+// ---------------------------------------------------------------------------
+// 10. Bounded by design (issue 13): what an anonymous client asks for never
+// makes the server hold more than its flags say, and no webhook can make it
+// call itself. Each test prints one `bounds:` line (the attack, the flags,
+// the peak RSS growth and the canary's slowest request) for the README.
+// ---------------------------------------------------------------------------
+
+/// Prints the `bounds:` line of one attack.
+fn report_bounds(attack: &str, flags: &str, base: u64, peak: u64, worst: Duration) {
+    eprintln!(
+        "bounds: {attack} | {flags} | RSS +{:.1} MiB | canary worst {} ms",
+        peak.saturating_sub(base) as f64 / MIB as f64,
+        worst.as_millis()
+    );
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 2.3),
+/// for a URL inside a query or a form value.
+fn enc(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A request on a fresh connection, read without panicking.
+fn ask(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut s = connect(addr);
+    ask_on(&mut s, addr, method, path, headers, body)
+}
+
+/// A request on an existing keep-alive connection.
+fn ask_on(
+    s: &mut TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" || !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes)
+        .unwrap_or_else(|e| panic!("{method} {path}: write: {e}"));
+    try_read_response(s).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// `POST /webhooks` with a form body (and extra headers such as `Origin`).
+fn register_webhook(addr: SocketAddr, url: &str, events: &str, headers: &[(&str, &str)]) -> Resp {
+    let form = format!("url={}&events={}", enc(url), enc(events));
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    ask(addr, "POST", "/webhooks", &h, form.as_bytes())
+}
+
+/// The `"id"` of a 201 answer to `POST /webhooks`.
+fn webhook_id(r: &Resp) -> String {
+    let v = r.json().expect("webhook JSON");
+    v.get("id")
+        .and_then(JsonValue::as_str)
+        .unwrap_or_else(|| panic!("no id in {v:?}"))
+        .to_string()
+}
+
+/// The ids `GET /webhooks` lists.
+fn listed_webhooks(addr: SocketAddr) -> Vec<String> {
+    let r = ask(addr, "GET", "/webhooks", &[], b"");
+    assert_eq!(r.status, 200, "GET /webhooks: {r:?}");
+    let v = r.json().expect("GET /webhooks is JSON");
+    match v.get("webhooks") {
+        Some(JsonValue::Arr(hooks)) => hooks
+            .iter()
+            .filter_map(|h| h.get("id").and_then(JsonValue::as_str).map(str::to_string))
+            .collect(),
+        other => panic!("no webhooks list: {other:?}"),
+    }
+}
+
+/// Asserts an error answer: this status, JSON `{"error": ...}`.
+fn assert_error_answer(r: &Resp, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+    let v = r
+        .json()
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {r:?}"));
+    assert!(
+        v.get("error").and_then(JsonValue::as_str).is_some(),
+        "{what}: no error sentence: {v:?}"
+    );
+}
+
+/// Pipelined answers on one connection, each framed by Content-Length; what
+/// follows one answer is kept for the next.
+struct Answers {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Answers {
+    fn next(&mut self) -> Result<Resp, String> {
+        loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                let end = i + 4;
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                let mut r = Resp {
+                    status: first_status(&self.buf).ok_or("no status line")?,
+                    head,
+                    body: Vec::new(),
+                };
+                let len: usize = r
+                    .header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("no Content-Length in {:?}", r.head))?;
+                if self.buf.len() >= end + len {
+                    r.body = self.buf[end..end + len].to_vec();
+                    self.buf.drain(..end + len);
+                    return Ok(r);
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            match self.s.read(&mut chunk) {
+                Ok(0) => return Err("EOF".into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// A webhook receiver written here: answers every request `200` and keeps
+/// each request's text (head and body).
+struct Sink {
+    addr: SocketAddr,
+    hits: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the sink");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, st) = (hits.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                let mut s = match listener.accept() {
+                    Ok((s, _)) => s,
+                    Err(_) => {
+                        thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                if let Ok(r) = try_read_response_like_request(&mut s) {
+                    h.lock().unwrap().push(r);
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
+        });
+        Sink {
+            addr,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn hits(&self) -> Vec<String> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One request (head, then a Content-Length body) as text.
+fn try_read_response_like_request(s: &mut TcpStream) -> Result<String, String> {
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("EOF in the head".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len: usize = head
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < end + len {
+        let mut chunk = [0u8; 16384];
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("EOF in the body".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+// ----- 10.1 Channel exhaustion ----------------------------------------------
+
+#[test]
+fn junk_subscriptions_do_not_use_up_the_channels() {
+    let flags = "--max-channels 50";
+    let server = Server::start(&["--max-channels", "50"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server); // "warm" is the one channel with a message
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    // 10,000 polls on names nobody publishes to, pipelined on 4 keep-alive
+    // connections (written by one thread, answers read by another).
+    const JUNK: usize = 10_000;
+    const CONNS: usize = 4;
+    let t = Instant::now();
+    let answered: Vec<Result<usize, String>> = thread::scope(|sc| {
+        let readers: Vec<_> = (0..CONNS)
+            .map(|c| {
+                let s = connect(addr);
+                let mut w = s.try_clone().unwrap();
+                sc.spawn(move || {
+                    let mut reqs = Vec::new();
+                    for i in (c..JUNK).step_by(CONNS) {
+                        reqs.extend_from_slice(
+                            format!(
+                                "GET /channels/junk{i}/poll?timeout=0 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                    w.write_all(&reqs).expect("write the junk polls");
+                });
+                sc.spawn(move || {
+                    let mut answers = Answers { s, buf: Vec::new() };
+                    for n in 0..JUNK / CONNS {
+                        let r = answers
+                            .next()
+                            .map_err(|e| format!("connection {c}: after {n} answers: {e}"))?;
+                        if r.status != 200 {
+                            return Err(format!("connection {c}: junk poll #{n}: {r:?}"));
+                        }
+                    }
+                    Ok(JUNK / CONNS)
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    eprintln!("channel exhaustion: {JUNK} junk polls answered in {:?}", t.elapsed());
+    for a in &answered {
+        assert_eq!(a, &Ok(JUNK / CONNS), "every junk poll is answered 200");
+    }
+
+    // Subscribers on names nobody publishes to, open at once, then gone.
+    let mut sse = Vec::new();
+    let mut wss = Vec::new();
+    for i in 0..20 {
+        let mut s = connect(addr);
+        s.write_all(
+            format!("GET /channels/ghost{i}/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let r = try_read_response(&mut s).expect("an event stream head");
+        assert_eq!(r.status, 200, "SSE on ghost{i}");
+        sse.push(s);
+        wss.push(RawWs::open(addr, &format!("/channels/spectre{i}/ws")));
+    }
+    let st = stats(&server);
+    assert_eq!(
+        stat(&st, "channels"),
+        1,
+        "with 40 subscribers on never-published names open, /stats counts channels without \
+         a message: {st:?}"
+    );
+    drop(sse);
+    drop(wss);
+    let gone = wait_for(Duration::from_secs(5), || {
+        let st = stats(&server);
+        (stat(&st, "connections.open.sse") == 0 && stat(&st, "connections.open.ws") <= 1)
+            .then_some(())
+    });
+    assert!(gone.is_some(), "the subscribers did not leave: {:?}", stats(&server));
+
+    // A publish to a new channel still works, and only channels with a
+    // message count.
+    let r = server.post("/channels/fresh0", b"first");
+    assert_eq!(r.status, 201, "publish to a new channel after 10,000 junk polls: {}", r.text());
+    let st = stats(&server);
+    assert_eq!(stat(&st, "channels"), 2, "warm and fresh0: {st:?}");
+    // Up to --max-channels (warm + fresh0..fresh48 = 50), then 503.
+    let mut publisher = connect(addr);
+    for i in 1..49 {
+        let r = ask_on(&mut publisher, addr, "POST", &format!("/channels/fresh{i}"), &[], b"m");
+        assert_eq!(r.status, 201, "publish to channel #{} of 50: {r:?}", i + 2);
+    }
+    assert_eq!(stat(&stats(&server), "channels"), 50);
+    let r = ask_on(&mut publisher, addr, "POST", "/channels/fresh49", &[], b"m");
+    assert_error_answer(&r, 503, "the 51st channel");
+    let r = ask_on(&mut publisher, addr, "POST", "/channels/fresh0", &[], b"again");
+    assert_eq!(r.status, 201, "a publish to an existing channel at the limit: {r:?}");
+    assert_eq!(r.json().ok().and_then(|v| v.get("id")?.as_f64()), Some(2.0));
+    // Subscribing to another new name at the limit is still answered.
+    let r = ask_on(&mut publisher, addr, "GET", "/channels/junk-late/poll?timeout=0", &[], b"");
+    assert_eq!(r.status, 200, "a poll on a new name at the limit: {r:?}");
+    assert_eq!(stat(&stats(&server), "channels"), 50);
+
+    let peak = watch.stop();
+    let worst = canary.check("channel exhaustion");
+    report_bounds("channel exhaustion", flags, base, peak, worst);
+    expect_rss_settles(pid, base, 8 * MIB, "channel exhaustion");
 }

@@ -19,6 +19,7 @@
 mod common;
 
 use common::ws::{frame, frame_header, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+use common::sse::Sse;
 use common::{find, parse_json, wait_for, JsonValue, Server};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -2615,4 +2616,111 @@ fn junk_subscriptions_do_not_use_up_the_channels() {
     let worst = canary.check("channel exhaustion");
     report_bounds("channel exhaustion", flags, base, peak, worst);
     expect_rss_settles(pid, base, 8 * MIB, "channel exhaustion");
+}
+
+// ----- 10.2 History bounded by bytes ----------------------------------------
+
+/// A message of exactly `len` bytes that starts with `tag` and a space.
+fn tagged(tag: &str, len: usize, fill: u8) -> Vec<u8> {
+    let mut m = format!("{tag} ").into_bytes();
+    m.resize(len, fill);
+    m
+}
+
+/// The `(after, oldest)` of a truncation notice's JSON.
+fn truncation(v: &JsonValue) -> (u64, u64) {
+    let n = |k: &str| {
+        v.get(k)
+            .and_then(JsonValue::as_f64)
+            .unwrap_or_else(|| panic!("no {k} in the truncation notice {v:?}")) as u64
+    };
+    (n("after"), n("oldest"))
+}
+
+#[test]
+fn history_is_bounded_by_bytes_across_all_channels() {
+    // 4 MiB a channel, 8 MiB in all: 100 messages of 1 MB over 10 channels
+    // are 10 MB a channel by count (--history 1000), 100 MB in all.
+    const MAX: u64 = 8 * 1024 * 1024;
+    const SIZE: usize = 1_000_000;
+    let flags = "--max-history-bytes 8388608 --history-bytes 4194304";
+    let server = Server::start(&["--max-history-bytes", "8388608", "--history-bytes", "4194304"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    let mut publisher = connect(addr);
+    let mut observer = connect(addr);
+    let mut most = 0;
+    for i in 0..100u64 {
+        let body = tagged(&format!("{i:03}"), SIZE, b'h');
+        let r = ask_on(&mut publisher, addr, "POST", &format!("/channels/big{}", i % 10), &[], &body);
+        assert_eq!(r.status, 201, "publish #{i}: {r:?}");
+        let held = stat(&stats_on(&mut observer, addr), "history_bytes");
+        most = most.max(held);
+        assert!(
+            held <= MAX,
+            "after publish #{i}: history_bytes {held} > --max-history-bytes {MAX}"
+        );
+    }
+    // The 8 newest messages (#92..#99, one in each of big2..big9, all id
+    // 10) are what fits: the warm-up's message and #0..#91 were evicted.
+    let st = stats(&server);
+    assert_eq!(stat(&st, "history_bytes"), 8 * SIZE as u64, "{st:?}");
+    let peak = watch.max();
+    eprintln!("history by bytes: most history_bytes seen {most}, peak RSS {peak} KiB (baseline {base} KiB)");
+    assert!(
+        peak <= base + 8 * MIB + 40 * MIB,
+        "server RSS reached {peak} KiB with --max-history-bytes 8 MiB: more than baseline {base} \
+         KiB + 8 MiB of history + 40 MiB"
+    );
+
+    // big0 keeps nothing (its ten were evicted by the global limit, not by
+    // its own 4 MiB): a resume from 0 is told so, oldest = the next id.
+    let mut sse = Sse::open_ok(&server, "/channels/big0/events", &[("Last-Event-ID", "0")]);
+    let e = sse.event();
+    assert_eq!(e.event, "truncated", "the first event of a resume on big0: {e:?}");
+    assert!(e.id_field.is_none(), "a truncated event has no id: {e:?}");
+    assert_eq!(truncation(&parse_json(&e.data).unwrap()), (0, 11), "{e:?}");
+    sse.assert_quiet(Duration::from_millis(300));
+    let v = parse_json(&server.get("/channels/big0/poll?after=0&timeout=0").text()).unwrap();
+    assert_eq!(v.get("truncated").and_then(JsonValue::as_bool), Some(true), "{v:?}");
+    assert_eq!(v.get("last").and_then(JsonValue::as_f64), Some(10.0), "{v:?}");
+    assert!(matches!(v.get("messages"), Some(JsonValue::Arr(m)) if m.is_empty()), "{v:?}");
+
+    // big9 keeps only its id 10 (its own limit alone would keep 7..10).
+    let mut sse = Sse::open_ok(&server, "/channels/big9/events", &[("Last-Event-ID", "0")]);
+    let e = sse.event();
+    assert_eq!(e.event, "truncated", "the first event of a resume on big9: {e:?}");
+    assert_eq!(truncation(&parse_json(&e.data).unwrap()), (0, 10), "{e:?}");
+    let (id, data) = sse.message();
+    assert_eq!((id, data.len(), &data[..4]), (10, SIZE, "099 "));
+    sse.assert_quiet(Duration::from_millis(300));
+    let r = server.get("/channels/big9/poll?after=0&timeout=0");
+    let v = parse_json(&r.text()).unwrap();
+    assert_eq!(v.get("truncated").and_then(JsonValue::as_bool), Some(true));
+    assert_eq!(v.get("last").and_then(JsonValue::as_f64), Some(10.0));
+    match v.get("messages") {
+        Some(JsonValue::Arr(m)) => {
+            assert_eq!(m.len(), 1);
+            assert_eq!(m[0].get("id").and_then(JsonValue::as_f64), Some(10.0));
+        }
+        other => panic!("no messages: {other:?}"),
+    }
+    // And on WebSocket: the notice frame, then id 10.
+    let mut ws = RawWs::open(addr, "/channels/big5/ws?after=0");
+    let (b0, p) = ws.next_frame().unwrap().expect("a truncation frame");
+    assert_eq!(b0 & 0x0f, OP_TEXT);
+    let v = parse_json(&String::from_utf8_lossy(&p)).unwrap();
+    assert_eq!(v.get("truncated").and_then(JsonValue::as_bool), Some(true), "{v:?}");
+    assert_eq!(truncation(&v), (0, 10));
+    let (_, p) = ws.next_frame().unwrap().expect("message 10");
+    assert!(p.starts_with(b"{\"id\":10,\"data\":\"095 "), "{:?}", String::from_utf8_lossy(&p[..40]));
+
+    let peak = watch.stop();
+    let worst = canary.check("history by bytes");
+    report_bounds("history by bytes (100 x 1 MB, 10 channels)", flags, base, peak, worst);
 }

@@ -241,6 +241,9 @@ pub struct Io<A: App> {
     resume: Vec<ConnId>,
     /// Connections that used up their read budget: read again next turn.
     read_again: Vec<ConnId>,
+    /// Connections whose output drained while the application asked to
+    /// hear of it (`notify_when_drained`): told next turn.
+    drained: Vec<ConnId>,
     /// Connections that stopped being active / left the slab, for the
     /// application to hear about once the current call returns.
     stopped: Vec<ConnId>,
@@ -378,7 +381,8 @@ impl<A: App> Io<A> {
     }
 
     /// Asks for one `App::drained` call once the connection's unsent output
-    /// falls to half of `--send-buffer-bytes` (at once if it already has).
+    /// falls to half of `--send-buffer-bytes`, in the loop's next turn (one
+    /// refill a turn: a fast reader takes turns with everyone else).
     pub fn notify_when_drained(&mut self, id: ConnId) {
         if let Some(c) = self.get_mut(id) {
             c.notify_drained = true;
@@ -601,6 +605,7 @@ impl<A: App> Reactor<A> {
                 dirty: Vec::new(),
                 resume: Vec::new(),
                 read_again: Vec::new(),
+                drained: Vec::new(),
                 stopped: Vec::new(),
                 closed: Vec::new(),
                 not_counted: 0,
@@ -648,8 +653,9 @@ impl<A: App> Reactor<A> {
                 let left = deadline.saturating_duration_since(self.io.now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
-            if !self.io.read_again.is_empty() {
-                // Input is waiting: look for new events, but don't sleep.
+            if !self.io.read_again.is_empty() || !self.io.drained.is_empty() {
+                // Input or a refill is waiting: look for new events, but
+                // don't sleep.
                 timeout = Some(Duration::ZERO);
             }
             if let Err(e) = self.io.poll.poll(&mut events, timeout) {
@@ -705,6 +711,15 @@ impl<A: App> Reactor<A> {
                         r.process(id);
                         r.read_loop(id, false);
                     });
+                }
+            }
+            // Output that drained last turn is refilled once per turn (a
+            // replay's next send buffer), so a client that reads as fast as
+            // the server writes takes turns with everyone else instead of
+            // being fed its whole replay in one turn.
+            for id in std::mem::take(&mut self.io.drained) {
+                if self.io.get(id).is_some_and(|c| c.phase == Phase::Active) {
+                    self.guarded(Some(id), |r| r.app.drained(&mut r.io, id));
                 }
             }
             self.fire_timers();
@@ -1072,8 +1087,12 @@ impl<A: App> Reactor<A> {
         }
         if c.notify_drained && c.out.len() <= self.io.opts.send_buffer_bytes / 2 {
             c.notify_drained = false;
+            // Told next turn, not now: refilling here would loop (flush,
+            // refill, flush, ...) for as long as the kernel takes more, a
+            // whole 64 MiB replay in one turn while every other client
+            // waits.
             if c.phase == Phase::Active {
-                self.app.drained(&mut self.io, id);
+                self.io.drained.push(id);
             }
         }
         // Output drained below the backpressure mark: resume reading, since

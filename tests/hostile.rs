@@ -461,6 +461,13 @@ impl Canary {
     /// Connects its WebSocket (and keep-alive connection) before returning,
     /// so the slots are taken before any attack.
     fn start(addr: SocketAddr, mode: CanaryHttp) -> Canary {
+        Canary::start_with_limit(addr, mode, CANARY_LIMIT)
+    }
+
+    /// [`Canary::start`] with another bound than `CANARY_LIMIT` on each
+    /// request (for attacks whose fair share of the loop is, in a debug
+    /// build, longer than that: say why where it is used).
+    fn start_with_limit(addr: SocketAddr, mode: CanaryHttp, limit: Duration) -> Canary {
         let mut ws = Some(ws_client(addr, "/echo").expect("canary WebSocket"));
         let mut ka = match mode {
             CanaryHttp::KeepAlive => Some(connect(addr)),
@@ -476,7 +483,7 @@ impl Canary {
                     rep.slowest = rep.slowest.max(dt);
                     let failed = match res {
                         Err(e) => Some(e),
-                        Ok(()) if dt > CANARY_LIMIT => Some(format!("took {dt:?}")),
+                        Ok(()) if dt > limit => Some(format!("took {dt:?}")),
                         Ok(()) => None,
                     };
                     if let Some(why) = failed {
@@ -491,7 +498,7 @@ impl Canary {
             while !st.load(Ordering::Relaxed) {
                 rep.rounds += 1;
                 let t = Instant::now();
-                let res = canary_http(addr, ka.as_mut());
+                let res = canary_http(addr, ka.as_mut(), limit.max(Duration::from_secs(2)));
                 if !note(&mut rep, "GET /stats".into(), t.elapsed(), res)
                     && mode == CanaryHttp::KeepAlive
                 {
@@ -553,7 +560,7 @@ impl Drop for Canary {
     }
 }
 
-fn canary_http(addr: SocketAddr, ka: Option<&mut TcpStream>) -> Result<(), String> {
+fn canary_http(addr: SocketAddr, ka: Option<&mut TcpStream>, wait: Duration) -> Result<(), String> {
     let mut fresh;
     let s = match ka {
         Some(s) => s,
@@ -561,7 +568,7 @@ fn canary_http(addr: SocketAddr, ka: Option<&mut TcpStream>) -> Result<(), Strin
             fresh = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
                 .map_err(|e| format!("connect: {e}"))?;
             fresh
-                .set_read_timeout(Some(Duration::from_secs(2)))
+                .set_read_timeout(Some(wait))
                 .map_err(|e| e.to_string())?;
             let _ = fresh.set_nodelay(true);
             &mut fresh
@@ -2723,4 +2730,338 @@ fn history_is_bounded_by_bytes_across_all_channels() {
     let peak = watch.stop();
     let worst = canary.check("history by bytes");
     report_bounds("history by bytes (100 x 1 MB, 10 channels)", flags, base, peak, worst);
+}
+
+// ----- 10.3 Replay amplification --------------------------------------------
+
+/// A WebSocket upgrade request for `path`.
+fn upgrade_request(addr: SocketAddr, path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Waits (up to 5 s) until the server's `bytes.out` has not moved for
+/// 500 ms: whatever it will queue for stalled clients is queued.
+fn wait_output_settles(server: &Server) -> u64 {
+    let mut last = stat(&stats(server), "bytes.out");
+    let mut still = 0;
+    let end = Instant::now() + Duration::from_secs(5);
+    while still < 5 && Instant::now() < end {
+        thread::sleep(Duration::from_millis(100));
+        let now = stat(&stats(server), "bytes.out");
+        // The canary and these requests add a few KiB each time.
+        still = if now - last < 64 * 1024 { still + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
+/// A close-delimited event stream read in bulk: `common::sse` parses byte
+/// by byte, seconds for 64 MB in a debug build. Only what these replays
+/// send is understood: blocks of `field: value` lines ended by a blank
+/// line, values without CR.
+struct BulkSse {
+    s: TcpStream,
+    buf: Vec<u8>,
+    /// Start of the next block in `buf`.
+    pos: usize,
+    /// How far `buf` was searched for the block's end.
+    scanned: usize,
+}
+
+impl BulkSse {
+    fn open(addr: SocketAddr, path: &str, last_event_id: u64) -> BulkSse {
+        let mut s = connect(addr);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: {last_event_id}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut sse = BulkSse {
+            s,
+            buf: Vec::new(),
+            pos: 0,
+            scanned: 0,
+        };
+        let end = loop {
+            if let Some(i) = find(&sse.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(sse.fill(), "no event stream head on {path}");
+        };
+        let head = String::from_utf8_lossy(&sse.buf[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "expected a close-delimited stream: {head}");
+        sse.pos = end;
+        sse.scanned = end;
+        sse
+    }
+
+    /// Reads more; false on EOF or error.
+    fn fill(&mut self) -> bool {
+        if self.pos > 8 << 20 {
+            self.buf.drain(..self.pos);
+            self.scanned -= self.pos;
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + 256 * 1024, 0);
+        let n = self.s.read(&mut self.buf[old..]).unwrap_or(0);
+        self.buf.truncate(old + n);
+        n > 0
+    }
+
+    /// The next event's `(event type, id, data)`; comments and `retry:`
+    /// blocks are skipped. `None` at the end of the stream or after the
+    /// read timeout.
+    fn next(&mut self) -> Option<(String, Option<u64>, Vec<u8>)> {
+        loop {
+            let end = loop {
+                let from = self.scanned.max(self.pos);
+                if let Some(i) = self.buf[from..].iter().position(|&b| b == b'\n') {
+                    let at = from + i;
+                    if self.buf.get(at + 1) == Some(&b'\n') {
+                        break at;
+                    }
+                    if at + 1 < self.buf.len() {
+                        self.scanned = at + 1;
+                        continue;
+                    }
+                    self.scanned = at;
+                } else {
+                    self.scanned = self.buf.len();
+                }
+                if !self.fill() {
+                    return None;
+                }
+            };
+            let block = &self.buf[self.pos..end];
+            let (mut event, mut id, mut data) = (String::from("message"), None, None::<Vec<u8>>);
+            for line in block.split(|&b| b == b'\n') {
+                if let Some(v) = line.strip_prefix(b"data: ") {
+                    data = Some(match data {
+                        None => v.to_vec(),
+                        Some(mut d) => {
+                            d.push(b'\n');
+                            d.extend_from_slice(v);
+                            d
+                        }
+                    });
+                } else if let Some(v) = line.strip_prefix(b"id: ") {
+                    id = std::str::from_utf8(v).ok().and_then(|v| v.parse().ok());
+                } else if let Some(v) = line.strip_prefix(b"event: ") {
+                    event = String::from_utf8_lossy(v).into_owned();
+                }
+            }
+            self.pos = end + 2;
+            self.scanned = self.pos;
+            if let Some(data) = data {
+                return Some((event, id, data));
+            }
+        }
+    }
+}
+
+/// The frame a WebSocket subscriber gets for message `id` whose data is
+/// `tag`, a space, then `size - tag.len() - 1` times `fill`: checked by
+/// length and prefix (the JSON escaping of `fill` takes `escaped` bytes).
+fn check_ws_message(p: &[u8], id: u64, tag: &str, size: usize, escaped: usize) -> Result<(), String> {
+    let prefix = format!("{{\"id\":{id},\"data\":\"{tag} ");
+    let want = prefix.len() + (size - tag.len() - 1) * escaped + 2;
+    if !p.starts_with(prefix.as_bytes()) || p.len() != want || !p.ends_with(b"\"}") {
+        return Err(format!(
+            "message {id}: a frame of {} bytes starting {:?} (expected {want} bytes starting {prefix:?})",
+            p.len(),
+            String::from_utf8_lossy(&p[..p.len().min(40)])
+        ));
+    }
+    Ok(())
+}
+
+/// What a replay test publishes and who asks for it.
+struct ReplayAttack {
+    what: &'static str,
+    count: u64,
+    size: usize,
+    /// The byte after each message's tag; a control byte is six bytes in
+    /// a WebSocket frame's JSON.
+    fill: u8,
+    /// The clients that never read: SSE ones, then WebSocket ones.
+    stalled_sse: usize,
+    stalled_ws: usize,
+    /// Read the whole replay over SSE too (WebSocket always).
+    read_sse: bool,
+}
+
+/// `count` messages of `size` bytes (a tag, then `fill`) on one channel
+/// with room for all of them, then 20 clients that never read ask for the
+/// whole replay (SSE `Last-Event-ID: 0`, WebSocket `after=0`): each may
+/// cost about `--send-buffer-bytes`, not the history. Then a client that
+/// reads gets the whole replay, in order, once, and a message published
+/// during its replay after it, once.
+fn replay_amplification(a: ReplayAttack) {
+    const SEND_BUFFER: u64 = 1024 * 1024; // the default --send-buffer-bytes
+    let what = a.what;
+    let escaped = if a.fill < 0x20 { 6 } else { 1 };
+    let flags = "--history-bytes 67108864 --max-history-bytes 67108864";
+    let server = Server::start(&["--history-bytes", "67108864", "--max-history-bytes", "67108864"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    // A debug build encodes a megabyte of replay in 10-30 ms, and each of
+    // the 20 replaying connections gets one refill of up to
+    // --send-buffer-bytes a turn of the loop: a turn can take ~0.5 s here
+    // (a release build: ~20 times less). The loop must still take turns.
+    let canary = Canary::start_with_limit(addr, CanaryHttp::Fresh, Duration::from_millis(2500));
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    let mut publisher = connect(addr);
+    for i in 1..=a.count {
+        let body = tagged(&format!("{i:05}"), a.size, a.fill);
+        let r = ask_on(&mut publisher, addr, "POST", "/channels/replay", &[], &body);
+        assert_eq!(r.status, 201, "{what}: publish #{i}: {r:?}");
+    }
+    let history = a.count * a.size as u64;
+    assert_eq!(stat(&stats(&server), "history_bytes"), history + 5, "{what}: all kept");
+    let published = rss_kib(pid);
+    let out_before = stat(&stats(&server), "bytes.out");
+
+    // 20 clients that ask for the whole replay and never read a byte.
+    let mut lazy = Vec::new();
+    for i in 0..a.stalled_sse + a.stalled_ws {
+        let mut s = connect(addr);
+        let req = if i < a.stalled_sse {
+            format!(
+                "GET /channels/replay/events HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: 0\r\n\r\n"
+            )
+        } else {
+            upgrade_request(addr, "/channels/replay/ws?after=0")
+        };
+        s.write_all(req.as_bytes()).unwrap();
+        lazy.push(s);
+    }
+    let n = (a.stalled_sse + a.stalled_ws) as u64;
+    let ready = wait_for(Duration::from_secs(5), || {
+        let st = stats(&server);
+        (stat(&st, "connections.open.sse") + stat(&st, "connections.open.ws") > n).then_some(())
+    });
+    assert!(ready.is_some(), "{what}: the stalled subscribers: {:?}", stats(&server));
+    let out_after = wait_output_settles(&server);
+    thread::sleep(Duration::from_millis(200));
+    let peak = watch.max();
+    let whole = history * escaped as u64 / 1024;
+    let limit = base + history / 1024 + n * 2 * SEND_BUFFER / 1024 + 24 * MIB;
+    eprintln!(
+        "{what}: {n} stalled replays: {} KiB written to them (the kernel's buffers), peak RSS \
+         {peak} KiB (baseline {base} KiB, {published} KiB after publishing, limit {limit} KiB)",
+        (out_after - out_before) / 1024
+    );
+    assert!(
+        peak <= limit,
+        "{what}: server RSS reached {peak} KiB while {n} clients that never read asked for a \
+         replay of up to {whole} KiB each: above baseline {base} KiB + the history {} KiB + \
+         {n} x 2 x --send-buffer-bytes + 24 MiB = {limit} KiB (whole replays would take {n} x \
+         {whole} KiB)",
+        history / 1024,
+    );
+    for s in lazy {
+        reset(s);
+    }
+    let worst_stalled = canary.check(&format!("{what}, while the non-readers were served"));
+
+    // The readers next: one connection's replay is refilled once a turn,
+    // so however fast a reader takes it, others are served meanwhile,
+    // within the usual bound.
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    let mut live_id = a.count;
+    if a.read_sse {
+        // A reader on SSE: 1..=count, then the message published meanwhile.
+        let t = Instant::now();
+        let mut sse = BulkSse::open(addr, "/channels/replay/events", 0);
+        let mut next = || sse.next().unwrap_or_else(|| panic!("{what}: the SSE replay ended"));
+        for want in 1..=a.count {
+            let (event, id, data) = next();
+            let tag = format!("{want:05} ");
+            assert!(
+                event == "message" && id == Some(want) && data.len() == a.size
+                    && data.starts_with(tag.as_bytes()),
+                "{what}: SSE replay message {want}: {event} {id:?}, {} bytes starting {:?}",
+                data.len(),
+                String::from_utf8_lossy(&data[..data.len().min(20)])
+            );
+            if want == 1 {
+                let r = ask_on(&mut publisher, addr, "POST", "/channels/replay", &[], b"live during SSE");
+                assert_eq!(r.status, 201);
+            }
+        }
+        live_id += 1;
+        assert_eq!(next(), ("message".into(), Some(live_id), b"live during SSE".to_vec()));
+        sse.s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        assert_eq!(sse.next(), None, "{what}: an SSE event after the live one");
+        eprintln!("{what}: SSE reader done in {:?}", t.elapsed());
+    }
+
+    // A reader on WebSocket: the history, then the one published meanwhile.
+    let t = Instant::now();
+    let mut ws = RawWs::open(addr, "/channels/replay/ws?after=0");
+    let mut next = |ws: &mut RawWs| match ws.next_frame() {
+        Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => p,
+        other => panic!("{what}: WebSocket replay: {:?}", other.map(|o| o.map(|f| f.0))),
+    };
+    for want in 1..=a.count {
+        let p = next(&mut ws);
+        check_ws_message(&p, want, &format!("{want:05}"), a.size, escaped)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        if want == 1 {
+            let r = ask_on(&mut publisher, addr, "POST", "/channels/replay", &[], b"live during WS");
+            assert_eq!(r.status, 201);
+        }
+    }
+    let live = |id: u64, text: &str| format!("{{\"id\":{id},\"data\":\"{text}\"}}").into_bytes();
+    if a.read_sse {
+        assert_eq!(next(&mut ws), live(live_id, "live during SSE"));
+    }
+    assert_eq!(next(&mut ws), live(live_id + 1, "live during WS"));
+    ws.s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    match ws.next_frame() {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("{what}: after the replay and the live message: {other:?}"),
+    }
+    eprintln!("{what}: WebSocket reader done in {:?}", t.elapsed());
+
+    let peak = watch.stop();
+    let worst = canary.check(&format!("{what}, while the readers were served"));
+    report_bounds(what, flags, base, peak, worst.max(worst_stalled));
+}
+
+#[test]
+fn replays_to_clients_that_never_read_cost_a_send_buffer_each() {
+    replay_amplification(ReplayAttack {
+        what: "replay of 64 x 1 MB to 20 non-readers",
+        count: 64,
+        size: 1_000_000,
+        fill: b'r',
+        stalled_sse: 10,
+        stalled_ws: 10,
+        read_sse: true,
+    });
+}
+
+/// Control bytes are six bytes each in a WebSocket frame's JSON
+/// (`\u0001`): a whole replay of these 8 MB would be 48 MB a client.
+#[test]
+fn replays_of_control_bytes_are_not_multiplied_by_json_escaping() {
+    replay_amplification(ReplayAttack {
+        what: "replay of 64 x 128 KB of control bytes to 20 WebSocket non-readers",
+        count: 64,
+        size: 128_000,
+        fill: 0x01,
+        stalled_sse: 0,
+        stalled_ws: 20,
+        read_sse: false,
+    });
 }

@@ -3008,7 +3008,7 @@ fn replay_amplification(a: ReplayAttack) {
     // A reader on WebSocket: the history, then the one published meanwhile.
     let t = Instant::now();
     let mut ws = RawWs::open(addr, "/channels/replay/ws?after=0");
-    let mut next = |ws: &mut RawWs| match ws.next_frame() {
+    let next = |ws: &mut RawWs| match ws.next_frame() {
         Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => p,
         other => panic!("{what}: WebSocket replay: {:?}", other.map(|o| o.map(|f| f.0))),
     };
@@ -3064,4 +3064,217 @@ fn replays_of_control_bytes_are_not_multiplied_by_json_escaping() {
         stalled_ws: 20,
         read_sse: false,
     });
+}
+
+// ----- 10.4 Webhooks that would call the server itself ----------------------
+
+/// `GET /webhook-receiver`'s entries.
+fn receiver_entries(addr: SocketAddr) -> Vec<JsonValue> {
+    let r = ask(addr, "GET", "/webhook-receiver", &[], b"");
+    assert_eq!(r.status, 200, "GET /webhook-receiver: {r:?}");
+    match r.json().expect("receiver JSON").get("received") {
+        Some(JsonValue::Arr(v)) => v.clone(),
+        other => panic!("no received list: {other:?}"),
+    }
+}
+
+#[test]
+fn webhooks_cannot_make_the_server_call_itself() {
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let port = addr.port();
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    // Every spelling of this server's own address, on a channel: 400.
+    for url in [
+        format!("http://127.0.0.1:{port}/channels/loop"),
+        format!("http://localhost:{port}/channels/loop"),
+        format!("http://127.0.0.1:{port}/"),
+    ] {
+        let r = register_webhook(addr, &url, "channel.loop", &[]);
+        assert_error_answer(&r, 400, &format!("a webhook to {url}"));
+        let cb = format!("/submit?duration_ms=0&callback={}", enc(&url));
+        let r = ask(addr, "POST", &cb, &[], b"");
+        assert_error_answer(&r, 400, &format!("a job callback to {url}"));
+    }
+    assert!(listed_webhooks(addr).is_empty(), "a self-loop webhook was kept");
+
+    // On IPv6 loopback too, when the machine has it.
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let v6 = Server::start(&["--addr", "[::1]:0"]);
+        let p6 = v6.addr.port();
+        for url in [
+            format!("http://[::1]:{p6}/channels/loop"),
+            format!("http://127.0.0.1:{p6}/channels/loop"),
+        ] {
+            let r = register_webhook(v6.addr, &url, "channel.loop", &[]);
+            assert_error_answer(&r, 400, &format!("a webhook to {url} on a server at {}", v6.addr));
+        }
+    } else {
+        eprintln!("self-loop: no IPv6 loopback here; [::1] not tried");
+    }
+
+    // The built-in receiver is a sink (it publishes nothing): allowed, and
+    // one publish is one delivery, not a loop.
+    let r = register_webhook(addr, &format!("http://127.0.0.1:{port}/webhook-receiver"), "channel.loop", &[]);
+    assert_eq!(r.status, 201, "a webhook to the built-in receiver: {r:?}");
+    let published = stat(&stats(&server), "messages.published");
+    assert_eq!(server.post("/channels/loop", b"once").status, 201);
+    let got = wait_for(Duration::from_secs(5), || {
+        let e = receiver_entries(addr);
+        (!e.is_empty()).then_some(e)
+    });
+    let got = got.expect("the built-in receiver got the delivery");
+    assert_eq!(got[0].get("verified").and_then(JsonValue::as_bool), Some(true), "{got:?}");
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(receiver_entries(addr).len(), 1, "one publish, one delivery");
+    assert_eq!(stat(&stats(&server), "messages.published"), published + 1);
+
+    // A publish made by a webhook delivery reaches subscribers but fires
+    // no webhook; a normal publish does.
+    let sink = Sink::start();
+    let r = register_webhook(addr, &format!("http://{}/hook", sink.addr), "channel.quiet", &[]);
+    assert_eq!(r.status, 201, "{r:?}");
+    let mut sub = Sse::open_ok(&server, "/channels/quiet/events", &[]);
+    let r = server.request("POST", "/channels/quiet", &[("X-Pushwire-Delivery", "d-17")], b"relayed");
+    assert_eq!(r.status, 201, "a publish by a delivery: {}", r.text());
+    sub.expect_message(1, "relayed");
+    thread::sleep(Duration::from_millis(1500));
+    assert!(sink.hits().is_empty(), "a delivery's publish fired a webhook: {:?}", sink.hits());
+    assert_eq!(server.post("/channels/quiet", b"direct").status, 201);
+    sub.expect_message(2, "direct");
+    let hits = wait_for(Duration::from_secs(5), || {
+        let h = sink.hits();
+        (!h.is_empty()).then_some(h)
+    })
+    .expect("a normal publish reaches the webhook");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(hits[0].contains("\"data\":\"direct\""), "{}", hits[0]);
+
+    let peak = watch.stop();
+    let worst = canary.check("webhook self-loop");
+    report_bounds("webhook self-loop", "(defaults)", base, peak, worst);
+}
+
+// ----- 10.5 --max-webhooks ---------------------------------------------------
+
+#[test]
+fn max_webhooks_counts_job_callbacks_until_they_are_delivered() {
+    let flags = "--max-webhooks 2";
+    let server = Server::start(&["--max-webhooks", "2"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let sink = Sink::start();
+    let hook = format!("http://{}/hook", sink.addr);
+    let callback = |ms: u64| {
+        ask(addr, "POST", &format!("/submit?duration_ms={ms}&callback={}", enc(&hook)), &[], b"")
+    };
+
+    let a = register_webhook(addr, &hook, "channel.x", &[]);
+    let b = register_webhook(addr, &hook, "channel.y", &[]);
+    assert_eq!((a.status, b.status), (201, 201), "{a:?} {b:?}");
+    let (a, b) = (webhook_id(&a), webhook_id(&b));
+    assert_error_answer(&register_webhook(addr, &hook, "channel.z", &[]), 503, "a third webhook");
+    assert_error_answer(&callback(0), 503, "a job callback past --max-webhooks");
+    assert_eq!(listed_webhooks(addr), vec![a.clone(), b.clone()]);
+
+    // Deleting one makes room.
+    assert_eq!(ask(addr, "DELETE", &format!("/webhooks/{a}"), &[], b"").status, 204);
+    let c = register_webhook(addr, &hook, "channel.z", &[]);
+    assert_eq!(c.status, 201, "after a delete: {c:?}");
+    assert_eq!(ask(addr, "DELETE", &format!("/webhooks/{b}"), &[], b"").status, 204);
+
+    // A job's callback takes a place until its delivery is done.
+    let job = callback(300);
+    assert_eq!(job.status, 202, "{job:?}");
+    let j = job
+        .json()
+        .ok()
+        .and_then(|v| v.get("webhook")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no webhook id in {job:?}"));
+    assert_eq!(listed_webhooks(addr).len(), 2);
+    assert_error_answer(&register_webhook(addr, &hook, "channel.w", &[]), 503, "while the callback waits");
+    let hits = wait_for(Duration::from_secs(5), || {
+        let h = sink.hits();
+        (!h.is_empty()).then_some(h)
+    })
+    .expect("the job's callback was delivered");
+    assert!(hits[0].contains("job.done"), "{}", hits[0]);
+    let gone = wait_for(Duration::from_secs(2), || {
+        (!listed_webhooks(addr).contains(&j)).then_some(())
+    });
+    assert!(gone.is_some(), "the delivered callback is still listed: {:?}", listed_webhooks(addr));
+    let d = register_webhook(addr, &hook, "channel.w", &[]);
+    assert_eq!(d.status, 201, "after the callback's delivery: {d:?}");
+    // Its attempt stays readable.
+    let r = ask(addr, "GET", &format!("/webhooks/{j}/deliveries"), &[], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let peak = watch.stop();
+    let worst = canary.check("--max-webhooks");
+    report_bounds("webhook count", flags, base, peak, worst);
+}
+
+// ----- 10.6 Only the server's own pages may make it call out -----------------
+
+#[test]
+fn webhooks_need_the_servers_own_origin_or_a_listed_one() {
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let sink = Sink::start();
+    let hook = format!("http://{}/hook", sink.addr);
+    let cb = format!("/submit?duration_ms=0&callback={}", enc(&hook));
+    let evil = [("Origin", "http://evil.example")];
+    let own_origin = format!("http://{addr}");
+    let own = [("Origin", own_origin.as_str())];
+
+    // Without --allow-origin every origin may use the API, but not make
+    // the server call out.
+    assert_error_answer(&register_webhook(addr, &hook, "job.done", &evil), 403, "register, evil origin");
+    assert_error_answer(&ask(addr, "POST", &cb, &evil, b""), 403, "a callback, evil origin");
+    assert!(listed_webhooks(addr).is_empty(), "{:?}", listed_webhooks(addr));
+    let r = ask(addr, "POST", "/submit?duration_ms=0", &evil, b"");
+    assert_eq!(r.status, 202, "a job without a callback, evil origin: {r:?}");
+    let id = webhook_id(&register_webhook(addr, &hook, "job.done", &[]));
+    let del = format!("/webhooks/{id}");
+    assert_error_answer(&ask(addr, "DELETE", &del, &evil, b""), 403, "delete, evil origin");
+    assert_eq!(listed_webhooks(addr), vec![id.clone()]);
+
+    // The server's own origin (its demo page) may, in any case.
+    assert_eq!(ask(addr, "DELETE", &del, &own, b"").status, 204, "delete, own origin");
+    let r = register_webhook(addr, &hook, "job.done", &own);
+    assert_eq!(r.status, 201, "register, own origin {own_origin}: {r:?}");
+    let upper = [("Origin", &*own_origin.to_ascii_uppercase())];
+    let r = register_webhook(addr, &hook, "job.done", &upper);
+    assert_eq!(r.status, 201, "register, own origin upper-cased: {r:?}");
+    let r = ask(addr, "POST", &cb, &own, b"");
+    assert_eq!(r.status, 202, "a callback, own origin: {r:?}");
+    let peak = watch.stop();
+    let worst = canary.check("webhook origin rule");
+    drop(server);
+
+    // A listed origin may too; another still may not.
+    let listed = Server::start(&["--allow-origin", "http://evil.example"]);
+    let a2 = listed.addr;
+    let r = register_webhook(a2, &hook, "job.done", &evil);
+    assert_eq!(r.status, 201, "register, listed origin: {r:?}");
+    let id = webhook_id(&r);
+    let other = [("Origin", "http://other.example")];
+    assert_error_answer(&register_webhook(a2, &hook, "job.done", &other), 403, "an unlisted origin");
+    assert_eq!(ask(a2, "POST", &cb, &evil, b"").status, 202, "a callback, listed origin");
+    assert_eq!(ask(a2, "DELETE", &format!("/webhooks/{id}"), &evil, b"").status, 204);
+    report_bounds("webhook origin rule", "(defaults); --allow-origin http://evil.example", base, peak, worst);
 }

@@ -3278,3 +3278,230 @@ fn webhooks_need_the_servers_own_origin_or_a_listed_one() {
     assert_eq!(ask(a2, "DELETE", &format!("/webhooks/{id}"), &evil, b"").status, 204);
     report_bounds("webhook origin rule", "(defaults); --allow-origin http://evil.example", base, peak, worst);
 }
+
+// ----- 10.7 Chunked framing -------------------------------------------------
+
+#[test]
+fn chunk_extensions_count_against_the_body_limit() {
+    let flags = "--max-body-bytes 1000";
+    let server = Server::start(&["--max-body-bytes", "1000"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let head = format!(
+        "POST /channels/chunky HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+
+    // Framing within the allowance is fine: 900 one-byte chunks with
+    // 40-byte extensions (about 45 KB of raw body for 900 bytes).
+    let mut s = connect(addr);
+    let mut req = head.clone().into_bytes();
+    for _ in 0..900 {
+        req.extend_from_slice(format!("1;e={}\r\na\r\n", "x".repeat(38)).as_bytes());
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    s.write_all(&req).unwrap();
+    let r = try_read_response(&mut s).expect("an answer to the chunked publish");
+    assert_eq!(r.status, 201, "900 bytes in 1-byte chunks with extensions: {r:?}");
+
+    // 1-byte chunks with 4000-byte extensions: cut once the raw body
+    // passes 1000 + 64 KiB, long before 200 KiB was sent.
+    let mut s = connect(addr);
+    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    let chunk = format!("1;ext={}\r\na\r\n", "e".repeat(4000)).into_bytes();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut write_error = None;
+    while got.is_empty() && sent < 200 * 1024 {
+        if let Err(e) = s.write_all(&chunk) {
+            write_error = Some(e.to_string());
+            break;
+        }
+        sent += chunk.len();
+        match s.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => {
+                write_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let rest = read_to_close(&mut s);
+    let closed = rest.is_ok();
+    got.extend(rest.unwrap_or_else(|(_, got)| got));
+    eprintln!(
+        "chunked framing: answered after {} KiB sent ({write_error:?}): {:?}",
+        sent / 1024,
+        String::from_utf8_lossy(&got[..got.len().min(60)])
+    );
+    assert_eq!(
+        first_status(&got),
+        Some(413),
+        "after {sent} bytes of 1-byte chunks with 4000-byte extensions: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(sent < 200 * 1024, "the 413 came only after {sent} bytes");
+    assert!(closed, "the connection stayed open after the 413");
+    let r = server.get("/channels/chunky/poll?after=1&timeout=0");
+    assert!(r.text().contains("\"messages\":[]"), "the cut body was published: {}", r.text());
+
+    let peak = watch.stop();
+    let worst = canary.check("chunked framing");
+    report_bounds("chunked framing", flags, base, peak, worst);
+}
+
+// ----- 10.8 Fairness: work per turn, not only bytes --------------------------
+
+#[test]
+fn a_flood_of_tiny_frames_takes_turns_with_other_clients() {
+    const N: u64 = 30_000;
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let mut control = connect(addr);
+    let before = stat(&stats_on(&mut control, addr), "messages.published");
+
+    // The flooder publishes to its own channel, and reads what comes back
+    // (its own messages) on a thread, which says when the first arrived.
+    let ws = RawWs::open(addr, "/channels/fair/ws");
+    let mut w = ws.s.try_clone().unwrap();
+    let mut ws = ws;
+    ws.s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut next = 1;
+        while next <= N {
+            match ws.next_frame() {
+                Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => {
+                    let want = format!("{{\"id\":{next},\"data\":\"x\"}}");
+                    if p != want.as_bytes() {
+                        return Err(format!("expected {want}, got {:?}", String::from_utf8_lossy(&p)));
+                    }
+                    if next == 1 {
+                        let _ = first_tx.send(());
+                    }
+                    next += 1;
+                }
+                Ok(Some(_)) => {}
+                other => return Err(format!("after {} messages: {other:?}", next - 1)),
+            }
+        }
+        Ok(next - 1)
+    });
+    let flood: Vec<u8> = (0..N).flat_map(|_| frame(true, OP_TEXT, b"x")).collect();
+    w.write_all(&flood).expect("write the flood");
+    first_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the flood's first message came back");
+    // The server is working through the flood: another client is served
+    // meanwhile, after at most a turn of it.
+    let t = Instant::now();
+    let during = stat(&stats_on(&mut control, addr), "messages.published") - before;
+    let took = t.elapsed();
+    eprintln!(
+        "fairness: /stats answered in {took:?} with {during} of the {N} flood frames published"
+    );
+    assert!(
+        during < N / 3,
+        "another client's request waited for {during} of {N} publishes from one connection's \
+         single write (the loop takes at most 256 units a connection a turn)"
+    );
+    assert_eq!(reader.join().unwrap(), Ok(N), "the flooder's own messages");
+    assert_eq!(stat(&stats_on(&mut control, addr), "messages.published") - before, N);
+    reset(w);
+
+    let peak = watch.stop();
+    let worst = canary.check("tiny-frame flood");
+    report_bounds("30,000 tiny frames in one write", "(defaults)", base, peak, worst.max(took));
+}
+
+// ----- 10.9 The receiver's bodies ---------------------------------------------
+
+#[test]
+fn receiver_bodies_are_cut_and_its_answer_is_shared() {
+    const KEEP: usize = 64 * 1024;
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    // 200 KiB in, 64 KiB kept, and said so.
+    let mut poster = connect(addr);
+    let big = tagged("first", 200 * 1024, b'b');
+    let r = ask_on(&mut poster, addr, "POST", "/webhook-receiver", &[], &big);
+    assert_eq!(r.status, 200, "{r:?}");
+    let e = receiver_entries(addr);
+    let body = e[0].get("body").and_then(JsonValue::as_str).expect("a body");
+    assert_eq!((body.len(), &body[..6]), (KEEP, "first "), "the kept body");
+    assert_eq!(e[0].get("body_truncated").and_then(JsonValue::as_bool), Some(true), "{:?}", &e[0].keys());
+    let r = ask_on(&mut poster, addr, "POST", "/webhook-receiver", &[], b"small");
+    assert_eq!(r.status, 200);
+    let e = receiver_entries(addr);
+    assert_eq!(e[1].get("body").and_then(JsonValue::as_str), Some("small"));
+    assert_ne!(e[1].get("body_truncated").and_then(JsonValue::as_bool), Some(true));
+
+    // 100 such bodies: the answer is about 100 x 64 KiB. (Of letters: the
+    // answer is built on the loop once per change, and 6.4 MB of control
+    // bytes, 38 MB of JSON, take ~0.6 s of a debug build's loop.)
+    for i in 0..100 {
+        let body = tagged(&format!("{i:03}"), 200 * 1024, b'q');
+        let r = ask_on(&mut poster, addr, "POST", "/webhook-receiver", &[], &body);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let stored = rss_kib(pid);
+    let answer_kib = 100 * KEEP as u64 / 1024;
+    let out_before = stat(&stats(&server), "bytes.out");
+    let mut lazy = Vec::new();
+    for _ in 0..20 {
+        let mut s = connect(addr);
+        s.write_all(format!("GET /webhook-receiver HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .unwrap();
+        lazy.push(s);
+    }
+    let out_after = wait_output_settles(&server);
+    let peak = watch.max();
+    // The answer is built once (a growing String, then the shared copy:
+    // up to twice its size for a moment) and shared by every request.
+    let limit = base + 100 * KEEP as u64 / 1024 + 2 * answer_kib + 24 * MIB;
+    eprintln!(
+        "receiver: 20 stalled GETs: {} KiB written to them, peak RSS {peak} KiB, now {} KiB \
+         (baseline {base} KiB, {stored} KiB with 100 bodies stored, limit {limit} KiB)",
+        (out_after - out_before) / 1024,
+        rss_kib(pid)
+    );
+    assert!(
+        peak <= limit,
+        "server RSS reached {peak} KiB while 20 clients that never read asked for the \
+         {answer_kib} KiB receiver list: above baseline {base} KiB + 100 x 64 KiB stored + \
+         twice one answer + 24 MiB = {limit} KiB (an answer each would take 20 x {answer_kib} \
+         KiB)"
+    );
+    for s in lazy {
+        reset(s);
+    }
+    // A reader gets the whole list: the last 100, each cut.
+    let r = ask(addr, "GET", "/webhook-receiver", &[], b"");
+    assert_eq!(r.status, 200);
+    let mark = b"\"body_truncated\":true";
+    let cut = r.body.windows(mark.len()).filter(|w| w == mark).count();
+    assert_eq!(cut, 100, "entries marked body_truncated in {} bytes", r.body.len());
+    assert!(r.body.len() as u64 > answer_kib * 1024, "{} bytes", r.body.len());
+
+    let peak = watch.stop();
+    let worst = canary.check("receiver bodies");
+    report_bounds("receiver: 100 bodies of 200 KiB, 20 non-readers", "(defaults)", base, peak, worst);
+}

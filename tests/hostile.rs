@@ -3505,3 +3505,51 @@ fn receiver_bodies_are_cut_and_its_answer_is_shared() {
     let worst = canary.check("receiver bodies");
     report_bounds("receiver: 100 bodies of 200 KiB, 20 non-readers", "(defaults)", base, peak, worst);
 }
+
+// ----- 10.10 Shutdown with a backplane ---------------------------------------
+
+/// SIGTERM to a node with `--redis` ends as promptly as without one: the
+/// backplane's connections are the server's own, not clients to wait for.
+#[test]
+fn sigterm_with_redis_ends_within_a_second() {
+    let redis = common::RedisServer::start();
+    let url = redis.url();
+    for with_subscriber in [false, true] {
+        let what = if with_subscriber { "with a WebSocket subscriber" } else { "idle" };
+        let mut server = Server::start(&["--redis", &url]);
+        let addr = server.addr;
+        let up = wait_for(Duration::from_secs(5), || {
+            let st = stats(&server);
+            st.get("backplane")?.get("up")?.as_bool()?.then_some(())
+        });
+        assert!(up.is_some(), "the backplane did not come up: {:?}", stats(&server));
+        // The subscriber reads (so it answers the close 1001 at once).
+        let subscriber = with_subscriber.then(|| {
+            let mut ws = ws_client(addr, "/channels/r/ws").expect("a subscriber");
+            assert_eq!(server.post("/channels/r", b"hello").status, 201);
+            match ws.read() {
+                Ok(Message::Text(t)) => assert!(t.contains("hello"), "{t}"),
+                other => panic!("the subscriber's message: {other:?}"),
+            }
+            thread::spawn(move || while ws.read().is_ok() {})
+        });
+        let t0 = Instant::now();
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &server.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        let exit = server.wait_exit(Duration::from_secs(6));
+        let took = t0.elapsed();
+        eprintln!("bounds: shutdown with --redis, {what} | --redis {url} | exited after {took:?}");
+        let exit = exit.unwrap_or_else(|| panic!("{what}: still running {took:?} after SIGTERM"));
+        assert!(exit.success(), "{what}: exit status {exit}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{what}: SIGTERM with --redis took {took:?} (the default --shutdown-timeout-ms is 5 s)"
+        );
+        if let Some(t) = subscriber {
+            t.join().unwrap();
+        }
+    }
+}

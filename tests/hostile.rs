@@ -4,7 +4,14 @@
 //! connections up to `--max-conns`, readers that never read, resets in the
 //! middle of a frame, a chunk or a response, half-closed sockets, random
 //! bytes to every endpoint, a ping flood and a pong flood, and graceful
-//! shutdown on SIGTERM and SIGINT.
+//! shutdown on SIGTERM and SIGINT. Section 10 (issue 13, API.md sections 2,
+//! 4 and 7) tries what an anonymous client could use to exhaust the server
+//! or make it call itself: junk channels, history by bytes, replays to
+//! clients that never read, webhook self-loops, `--max-webhooks`, the
+//! `Origin` rule for webhooks, chunked framing, a flood of tiny frames,
+//! the receiver's bodies, and shutdown with Redis; each prints a
+//! `bounds:` line (flags, peak RSS growth, the canary's slowest request)
+//! for the README's table.
 //!
 //! Every attack runs next to a *canary*: a thread that keeps making normal
 //! requests (`GET /stats` and a `/echo` WebSocket round trip every 20 ms)

@@ -430,11 +430,11 @@ pub fn events(
         }
     }
     app.hub.subscribe(ch, id);
+    replay(app, io, id);
     app.trace.event(
         io.peer(id),
         format_args!("event stream subscribed to {name}"),
     );
-    replay(app, io, id);
     Flow::Done
 }
 

@@ -40,21 +40,19 @@ pub fn submit(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, head: &Head<
     };
     let callback = match query::get(head.query, "callback") {
         Ok(None) => None,
-        // A callback is a webhook: the same rules (API.md section 4).
-        Ok(Some(_)) if !webhooks::origin_may_call_out(app, head) => {
-            let sentence = "a web page of another origin may not register a callback";
-            return http::respond_error(app, io, id, ctx, 403, sentence);
-        }
-        Ok(Some(_)) if app.webhooks.hooks.len() >= app.cfg.max_webhooks => {
-            let sentence = "too many webhooks exist (--max-webhooks)";
-            return http::respond_error(app, io, id, ctx, 503, sentence);
-        }
-        Ok(Some(text)) => match webhooks::checked_url(app, io, &text) {
-            Ok(url) => Some((text.into_owned(), url)),
-            Err(sentence) => {
-                return http::respond_error(app, io, id, ctx, 400, &format!("callback: {sentence}"))
+        Ok(Some(text)) => {
+            // A callback is a webhook: the same rules (API.md section 4).
+            if let Err((status, sentence)) = webhooks::may_register(app, head) {
+                return http::respond_error(app, io, id, ctx, status, sentence);
             }
-        },
+            match webhooks::checked_url(app, io, &text) {
+                Ok(url) => Some((text.into_owned(), url)),
+                Err(sentence) => {
+                    let sentence = format!("callback: {sentence}");
+                    return http::respond_error(app, io, id, ctx, 400, &sentence);
+                }
+            }
+        }
         Err(_) => {
             return http::respond_error(
                 app,

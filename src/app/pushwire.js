@@ -165,8 +165,16 @@ export function subscribe(channel, options = {}) {
     const c = conn = { t, got: false, openedAt: 0, exp: Infinity, stop: null, ac: new AbortController() };
     setState(everOpen ? 'reconnecting' : 'connecting', t);
     c.connectTimer = setTimeout(() => ended(c, `not open after ${o.connectTimeoutMs} ms`), o.connectTimeoutMs);
+    let token;
     try {
-      const token = await tokenFrom(o.token);
+      token = await tokenFrom(o.token);
+    } catch (err) {
+      // The application's token source failed: that says nothing about the
+      // transport, so it counts toward no fallback; try again later.
+      c.tokenFailed = true;
+      return ended(c, `no token: ${String(err && err.message || err)}`);
+    }
+    try {
       if (token) c.exp = expiryOf(token);
       // Without a cursor, "from now on" is the channel's last id now: a
       // zero-timeout poll without `after` answers it. From then on every
@@ -207,7 +215,9 @@ export function subscribe(channel, options = {}) {
       return connect();
     }
     if (lived >= o.healthyMs) attempt = 0;
-    if (c.openedAt && (c.got || lived >= o.healthyMs)) {
+    if (c.tokenFailed) {
+      // Not the transport's failure (see connect): back off, same transport.
+    } else if (c.openedAt && (c.got || lived >= o.healthyMs)) {
       failures = 0;
     } else if (probing !== null) {
       say('·', `${c.t} still does not get through: back to ${order[probing]}`);

@@ -26,6 +26,22 @@ pub fn origin_may_call_out(app: &App, head: &http1::Head<'_, '_>) -> bool {
     }
 }
 
+/// May this request make a webhook (`POST /webhooks`, or a job's
+/// `callback=`)? `Err` is the status and sentence to answer: 403 for a page
+/// of another origin (`origin_may_call_out`), 503 past `--max-webhooks`.
+pub fn may_register(app: &App, head: &http1::Head<'_, '_>) -> Result<(), (u16, &'static str)> {
+    if !origin_may_call_out(app, head) {
+        return Err((
+            403,
+            "a web page of another origin may not make this server call out (webhooks, callbacks)",
+        ));
+    }
+    if app.webhooks.hooks.len() >= app.cfg.max_webhooks {
+        return Err((503, "too many webhooks exist (--max-webhooks)"));
+    }
+    Ok(())
+}
+
 /// `POST /webhooks` with `url=...&events=...` (form-encoded).
 pub fn register(
     app: &mut App,
@@ -35,13 +51,8 @@ pub fn register(
     head: &http1::Head<'_, '_>,
     body: &[u8],
 ) {
-    if !origin_may_call_out(app, head) {
-        let sentence = "a web page of another origin may not register webhooks";
-        return http::respond_error(app, io, id, ctx, 403, sentence);
-    }
-    if app.webhooks.hooks.len() >= app.cfg.max_webhooks {
-        let sentence = "too many webhooks exist (--max-webhooks)";
-        return http::respond_error(app, io, id, ctx, 503, sentence);
+    if let Err((status, sentence)) = may_register(app, head) {
+        return http::respond_error(app, io, id, ctx, status, sentence);
     }
     let Ok(form) = std::str::from_utf8(body) else {
         return http::respond_error(app, io, id, ctx, 400, "the form body must be UTF-8");
@@ -156,7 +167,8 @@ pub fn delete(
     hook: &str,
 ) {
     if !origin_may_call_out(app, head) {
-        let sentence = "a web page of another origin may not delete webhooks";
+        let sentence =
+            "a web page of another origin may not make this server call out (webhooks, callbacks)";
         return http::respond_error(app, io, id, ctx, 403, sentence);
     }
     let Some(hook) = parse_webhook_id(hook) else {

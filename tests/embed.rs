@@ -275,13 +275,20 @@ fn publish_refuses_when_the_loop_is_too_far_behind() {
     };
     let end = Instant::now() + Duration::from_secs(20);
     while published(addr) < queued {
-        assert!(Instant::now() < end, "only {} of {queued} published", published(addr));
+        assert!(
+            Instant::now() < end,
+            "only {} of {queued} published",
+            published(addr)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(handle.publish("backlog", "after"), Ok(()));
     let end = Instant::now() + Duration::from_secs(5);
     while published(addr) < queued + 1 {
-        assert!(Instant::now() < end, "the publish after the backlog was not published");
+        assert!(
+            Instant::now() < end,
+            "the publish after the backlog was not published"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let embedded = Embedded {

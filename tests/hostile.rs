@@ -25,8 +25,8 @@
 
 mod common;
 
-use common::ws::{frame, frame_header, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use common::sse::Sse;
+use common::ws::{frame, frame_header, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use common::{find, parse_json, wait_for, JsonValue, Server};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -2568,7 +2568,10 @@ fn junk_subscriptions_do_not_use_up_the_channels() {
             .collect();
         readers.into_iter().map(|r| r.join().unwrap()).collect()
     });
-    eprintln!("channel exhaustion: {JUNK} junk polls answered in {:?}", t.elapsed());
+    eprintln!(
+        "channel exhaustion: {JUNK} junk polls answered in {:?}",
+        t.elapsed()
+    );
     for a in &answered {
         assert_eq!(a, &Ok(JUNK / CONNS), "every junk poll is answered 200");
     }
@@ -2601,28 +2604,61 @@ fn junk_subscriptions_do_not_use_up_the_channels() {
         (stat(&st, "connections.open.sse") == 0 && stat(&st, "connections.open.ws") <= 1)
             .then_some(())
     });
-    assert!(gone.is_some(), "the subscribers did not leave: {:?}", stats(&server));
+    assert!(
+        gone.is_some(),
+        "the subscribers did not leave: {:?}",
+        stats(&server)
+    );
 
     // A publish to a new channel still works, and only channels with a
     // message count.
     let r = server.post("/channels/fresh0", b"first");
-    assert_eq!(r.status, 201, "publish to a new channel after 10,000 junk polls: {}", r.text());
+    assert_eq!(
+        r.status,
+        201,
+        "publish to a new channel after 10,000 junk polls: {}",
+        r.text()
+    );
     let st = stats(&server);
     assert_eq!(stat(&st, "channels"), 2, "warm and fresh0: {st:?}");
     // Up to --max-channels (warm + fresh0..fresh48 = 50), then 503.
     let mut publisher = connect(addr);
     for i in 1..49 {
-        let r = ask_on(&mut publisher, addr, "POST", &format!("/channels/fresh{i}"), &[], b"m");
+        let r = ask_on(
+            &mut publisher,
+            addr,
+            "POST",
+            &format!("/channels/fresh{i}"),
+            &[],
+            b"m",
+        );
         assert_eq!(r.status, 201, "publish to channel #{} of 50: {r:?}", i + 2);
     }
     assert_eq!(stat(&stats(&server), "channels"), 50);
     let r = ask_on(&mut publisher, addr, "POST", "/channels/fresh49", &[], b"m");
     assert_error_answer(&r, 503, "the 51st channel");
-    let r = ask_on(&mut publisher, addr, "POST", "/channels/fresh0", &[], b"again");
-    assert_eq!(r.status, 201, "a publish to an existing channel at the limit: {r:?}");
+    let r = ask_on(
+        &mut publisher,
+        addr,
+        "POST",
+        "/channels/fresh0",
+        &[],
+        b"again",
+    );
+    assert_eq!(
+        r.status, 201,
+        "a publish to an existing channel at the limit: {r:?}"
+    );
     assert_eq!(r.json().ok().and_then(|v| v.get("id")?.as_f64()), Some(2.0));
     // Subscribing to another new name at the limit is still answered.
-    let r = ask_on(&mut publisher, addr, "GET", "/channels/junk-late/poll?timeout=0", &[], b"");
+    let r = ask_on(
+        &mut publisher,
+        addr,
+        "GET",
+        "/channels/junk-late/poll?timeout=0",
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 200, "a poll on a new name at the limit: {r:?}");
     assert_eq!(stat(&stats(&server), "channels"), 50);
 
@@ -2658,7 +2694,12 @@ fn history_is_bounded_by_bytes_across_all_channels() {
     const MAX: u64 = 8 * 1024 * 1024;
     const SIZE: usize = 1_000_000;
     let flags = "--max-history-bytes 8388608 --history-bytes 4194304";
-    let server = Server::start(&["--max-history-bytes", "8388608", "--history-bytes", "4194304"]);
+    let server = Server::start(&[
+        "--max-history-bytes",
+        "8388608",
+        "--history-bytes",
+        "4194304",
+    ]);
     let pid = server.pid();
     let addr = server.addr;
     let canary = Canary::start(addr, CanaryHttp::Fresh);
@@ -2671,7 +2712,14 @@ fn history_is_bounded_by_bytes_across_all_channels() {
     let mut most = 0;
     for i in 0..100u64 {
         let body = tagged(&format!("{i:03}"), SIZE, b'h');
-        let r = ask_on(&mut publisher, addr, "POST", &format!("/channels/big{}", i % 10), &[], &body);
+        let r = ask_on(
+            &mut publisher,
+            addr,
+            "POST",
+            &format!("/channels/big{}", i % 10),
+            &[],
+            &body,
+        );
         assert_eq!(r.status, 201, "publish #{i}: {r:?}");
         let held = stat(&stats_on(&mut observer, addr), "history_bytes");
         most = most.max(held);
@@ -2696,19 +2744,36 @@ fn history_is_bounded_by_bytes_across_all_channels() {
     // its own 4 MiB): a resume from 0 is told so, oldest = the next id.
     let mut sse = Sse::open_ok(&server, "/channels/big0/events", &[("Last-Event-ID", "0")]);
     let e = sse.event();
-    assert_eq!(e.event, "truncated", "the first event of a resume on big0: {e:?}");
+    assert_eq!(
+        e.event, "truncated",
+        "the first event of a resume on big0: {e:?}"
+    );
     assert!(e.id_field.is_none(), "a truncated event has no id: {e:?}");
     assert_eq!(truncation(&parse_json(&e.data).unwrap()), (0, 11), "{e:?}");
     sse.assert_quiet(Duration::from_millis(300));
     let v = parse_json(&server.get("/channels/big0/poll?after=0&timeout=0").text()).unwrap();
-    assert_eq!(v.get("truncated").and_then(JsonValue::as_bool), Some(true), "{v:?}");
-    assert_eq!(v.get("last").and_then(JsonValue::as_f64), Some(10.0), "{v:?}");
-    assert!(matches!(v.get("messages"), Some(JsonValue::Arr(m)) if m.is_empty()), "{v:?}");
+    assert_eq!(
+        v.get("truncated").and_then(JsonValue::as_bool),
+        Some(true),
+        "{v:?}"
+    );
+    assert_eq!(
+        v.get("last").and_then(JsonValue::as_f64),
+        Some(10.0),
+        "{v:?}"
+    );
+    assert!(
+        matches!(v.get("messages"), Some(JsonValue::Arr(m)) if m.is_empty()),
+        "{v:?}"
+    );
 
     // big9 keeps only its id 10 (its own limit alone would keep 7..10).
     let mut sse = Sse::open_ok(&server, "/channels/big9/events", &[("Last-Event-ID", "0")]);
     let e = sse.event();
-    assert_eq!(e.event, "truncated", "the first event of a resume on big9: {e:?}");
+    assert_eq!(
+        e.event, "truncated",
+        "the first event of a resume on big9: {e:?}"
+    );
     assert_eq!(truncation(&parse_json(&e.data).unwrap()), (0, 10), "{e:?}");
     let (id, data) = sse.message();
     assert_eq!((id, data.len(), &data[..4]), (10, SIZE, "099 "));
@@ -2729,14 +2794,28 @@ fn history_is_bounded_by_bytes_across_all_channels() {
     let (b0, p) = ws.next_frame().unwrap().expect("a truncation frame");
     assert_eq!(b0 & 0x0f, OP_TEXT);
     let v = parse_json(&String::from_utf8_lossy(&p)).unwrap();
-    assert_eq!(v.get("truncated").and_then(JsonValue::as_bool), Some(true), "{v:?}");
+    assert_eq!(
+        v.get("truncated").and_then(JsonValue::as_bool),
+        Some(true),
+        "{v:?}"
+    );
     assert_eq!(truncation(&v), (0, 10));
     let (_, p) = ws.next_frame().unwrap().expect("message 10");
-    assert!(p.starts_with(b"{\"id\":10,\"data\":\"095 "), "{:?}", String::from_utf8_lossy(&p[..40]));
+    assert!(
+        p.starts_with(b"{\"id\":10,\"data\":\"095 "),
+        "{:?}",
+        String::from_utf8_lossy(&p[..40])
+    );
 
     let peak = watch.stop();
     let worst = canary.check("history by bytes");
-    report_bounds("history by bytes (100 x 1 MB, 10 channels)", flags, base, peak, worst);
+    report_bounds(
+        "history by bytes (100 x 1 MB, 10 channels)",
+        flags,
+        base,
+        peak,
+        worst,
+    );
 }
 
 // ----- 10.3 Replay amplification --------------------------------------------
@@ -2783,8 +2862,10 @@ impl BulkSse {
         let mut s = connect(addr);
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: {last_event_id}\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: {last_event_id}\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .unwrap();
         let mut sse = BulkSse {
@@ -2801,7 +2882,10 @@ impl BulkSse {
         };
         let head = String::from_utf8_lossy(&sse.buf[..end]).to_ascii_lowercase();
         assert!(head.starts_with("http/1.1 200"), "{head}");
-        assert!(!head.contains("transfer-encoding"), "expected a close-delimited stream: {head}");
+        assert!(
+            !head.contains("transfer-encoding"),
+            "expected a close-delimited stream: {head}"
+        );
         sse.pos = end;
         sse.scanned = end;
         sse
@@ -2875,7 +2959,13 @@ impl BulkSse {
 /// The frame a WebSocket subscriber gets for message `id` whose data is
 /// `tag`, a space, then `size - tag.len() - 1` times `fill`: checked by
 /// length and prefix (the JSON escaping of `fill` takes `escaped` bytes).
-fn check_ws_message(p: &[u8], id: u64, tag: &str, size: usize, escaped: usize) -> Result<(), String> {
+fn check_ws_message(
+    p: &[u8],
+    id: u64,
+    tag: &str,
+    size: usize,
+    escaped: usize,
+) -> Result<(), String> {
     let prefix = format!("{{\"id\":{id},\"data\":\"{tag} ");
     let want = prefix.len() + (size - tag.len() - 1) * escaped + 2;
     if !p.starts_with(prefix.as_bytes()) || p.len() != want || !p.ends_with(b"\"}") {
@@ -2914,7 +3004,12 @@ fn replay_amplification(a: ReplayAttack) {
     let what = a.what;
     let escaped = if a.fill < 0x20 { 6 } else { 1 };
     let flags = "--history-bytes 67108864 --max-history-bytes 67108864";
-    let server = Server::start(&["--history-bytes", "67108864", "--max-history-bytes", "67108864"]);
+    let server = Server::start(&[
+        "--history-bytes",
+        "67108864",
+        "--max-history-bytes",
+        "67108864",
+    ]);
     let pid = server.pid();
     let addr = server.addr;
     // A debug build encodes a megabyte of replay in 10-30 ms, and each of
@@ -2933,7 +3028,11 @@ fn replay_amplification(a: ReplayAttack) {
         assert_eq!(r.status, 201, "{what}: publish #{i}: {r:?}");
     }
     let history = a.count * a.size as u64;
-    assert_eq!(stat(&stats(&server), "history_bytes"), history + 5, "{what}: all kept");
+    assert_eq!(
+        stat(&stats(&server), "history_bytes"),
+        history + 5,
+        "{what}: all kept"
+    );
     let published = rss_kib(pid);
     let out_before = stat(&stats(&server), "bytes.out");
 
@@ -2956,7 +3055,11 @@ fn replay_amplification(a: ReplayAttack) {
         let st = stats(&server);
         (stat(&st, "connections.open.sse") + stat(&st, "connections.open.ws") > n).then_some(())
     });
-    assert!(ready.is_some(), "{what}: the stalled subscribers: {:?}", stats(&server));
+    assert!(
+        ready.is_some(),
+        "{what}: the stalled subscribers: {:?}",
+        stats(&server)
+    );
     let out_after = wait_output_settles(&server);
     thread::sleep(Duration::from_millis(200));
     let peak = watch.max();
@@ -2989,25 +3092,42 @@ fn replay_amplification(a: ReplayAttack) {
         // A reader on SSE: 1..=count, then the message published meanwhile.
         let t = Instant::now();
         let mut sse = BulkSse::open(addr, "/channels/replay/events", 0);
-        let mut next = || sse.next().unwrap_or_else(|| panic!("{what}: the SSE replay ended"));
+        let mut next = || {
+            sse.next()
+                .unwrap_or_else(|| panic!("{what}: the SSE replay ended"))
+        };
         for want in 1..=a.count {
             let (event, id, data) = next();
             let tag = format!("{want:05} ");
             assert!(
-                event == "message" && id == Some(want) && data.len() == a.size
+                event == "message"
+                    && id == Some(want)
+                    && data.len() == a.size
                     && data.starts_with(tag.as_bytes()),
                 "{what}: SSE replay message {want}: {event} {id:?}, {} bytes starting {:?}",
                 data.len(),
                 String::from_utf8_lossy(&data[..data.len().min(20)])
             );
             if want == 1 {
-                let r = ask_on(&mut publisher, addr, "POST", "/channels/replay", &[], b"live during SSE");
+                let r = ask_on(
+                    &mut publisher,
+                    addr,
+                    "POST",
+                    "/channels/replay",
+                    &[],
+                    b"live during SSE",
+                );
                 assert_eq!(r.status, 201);
             }
         }
         live_id += 1;
-        assert_eq!(next(), ("message".into(), Some(live_id), b"live during SSE".to_vec()));
-        sse.s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        assert_eq!(
+            next(),
+            ("message".into(), Some(live_id), b"live during SSE".to_vec())
+        );
+        sse.s
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         assert_eq!(sse.next(), None, "{what}: an SSE event after the live one");
         eprintln!("{what}: SSE reader done in {:?}", t.elapsed());
     }
@@ -3017,14 +3137,24 @@ fn replay_amplification(a: ReplayAttack) {
     let mut ws = RawWs::open(addr, "/channels/replay/ws?after=0");
     let next = |ws: &mut RawWs| match ws.next_frame() {
         Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => p,
-        other => panic!("{what}: WebSocket replay: {:?}", other.map(|o| o.map(|f| f.0))),
+        other => panic!(
+            "{what}: WebSocket replay: {:?}",
+            other.map(|o| o.map(|f| f.0))
+        ),
     };
     for want in 1..=a.count {
         let p = next(&mut ws);
         check_ws_message(&p, want, &format!("{want:05}"), a.size, escaped)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         if want == 1 {
-            let r = ask_on(&mut publisher, addr, "POST", "/channels/replay", &[], b"live during WS");
+            let r = ask_on(
+                &mut publisher,
+                addr,
+                "POST",
+                "/channels/replay",
+                &[],
+                b"live during WS",
+            );
             assert_eq!(r.status, 201);
         }
     }
@@ -3033,7 +3163,8 @@ fn replay_amplification(a: ReplayAttack) {
         assert_eq!(next(&mut ws), live(live_id, "live during SSE"));
     }
     assert_eq!(next(&mut ws), live(live_id + 1, "live during WS"));
-    ws.s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    ws.s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     match ws.next_frame() {
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
         other => panic!("{what}: after the replay and the live message: {other:?}"),
@@ -3108,7 +3239,10 @@ fn webhooks_cannot_make_the_server_call_itself() {
         let r = ask(addr, "POST", &cb, &[], b"");
         assert_error_answer(&r, 400, &format!("a job callback to {url}"));
     }
-    assert!(listed_webhooks(addr).is_empty(), "a self-loop webhook was kept");
+    assert!(
+        listed_webhooks(addr).is_empty(),
+        "a self-loop webhook was kept"
+    );
 
     // On IPv6 loopback too, when the machine has it.
     if std::net::TcpListener::bind("[::1]:0").is_ok() {
@@ -3119,7 +3253,11 @@ fn webhooks_cannot_make_the_server_call_itself() {
             format!("http://127.0.0.1:{p6}/channels/loop"),
         ] {
             let r = register_webhook(v6.addr, &url, "channel.loop", &[]);
-            assert_error_answer(&r, 400, &format!("a webhook to {url} on a server at {}", v6.addr));
+            assert_error_answer(
+                &r,
+                400,
+                &format!("a webhook to {url} on a server at {}", v6.addr),
+            );
         }
     } else {
         eprintln!("self-loop: no IPv6 loopback here; [::1] not tried");
@@ -3127,7 +3265,12 @@ fn webhooks_cannot_make_the_server_call_itself() {
 
     // The built-in receiver is a sink (it publishes nothing): allowed, and
     // one publish is one delivery, not a loop.
-    let r = register_webhook(addr, &format!("http://127.0.0.1:{port}/webhook-receiver"), "channel.loop", &[]);
+    let r = register_webhook(
+        addr,
+        &format!("http://127.0.0.1:{port}/webhook-receiver"),
+        "channel.loop",
+        &[],
+    );
     assert_eq!(r.status, 201, "a webhook to the built-in receiver: {r:?}");
     let published = stat(&stats(&server), "messages.published");
     assert_eq!(server.post("/channels/loop", b"once").status, 201);
@@ -3136,7 +3279,11 @@ fn webhooks_cannot_make_the_server_call_itself() {
         (!e.is_empty()).then_some(e)
     });
     let got = got.expect("the built-in receiver got the delivery");
-    assert_eq!(got[0].get("verified").and_then(JsonValue::as_bool), Some(true), "{got:?}");
+    assert_eq!(
+        got[0].get("verified").and_then(JsonValue::as_bool),
+        Some(true),
+        "{got:?}"
+    );
     thread::sleep(Duration::from_millis(1000));
     assert_eq!(receiver_entries(addr).len(), 1, "one publish, one delivery");
     assert_eq!(stat(&stats(&server), "messages.published"), published + 1);
@@ -3144,14 +3291,28 @@ fn webhooks_cannot_make_the_server_call_itself() {
     // A publish made by a webhook delivery reaches subscribers but fires
     // no webhook; a normal publish does.
     let sink = Sink::start();
-    let r = register_webhook(addr, &format!("http://{}/hook", sink.addr), "channel.quiet", &[]);
+    let r = register_webhook(
+        addr,
+        &format!("http://{}/hook", sink.addr),
+        "channel.quiet",
+        &[],
+    );
     assert_eq!(r.status, 201, "{r:?}");
     let mut sub = Sse::open_ok(&server, "/channels/quiet/events", &[]);
-    let r = server.request("POST", "/channels/quiet", &[("X-Pushwire-Delivery", "d-17")], b"relayed");
+    let r = server.request(
+        "POST",
+        "/channels/quiet",
+        &[("X-Pushwire-Delivery", "d-17")],
+        b"relayed",
+    );
     assert_eq!(r.status, 201, "a publish by a delivery: {}", r.text());
     sub.expect_message(1, "relayed");
     thread::sleep(Duration::from_millis(1500));
-    assert!(sink.hits().is_empty(), "a delivery's publish fired a webhook: {:?}", sink.hits());
+    assert!(
+        sink.hits().is_empty(),
+        "a delivery's publish fired a webhook: {:?}",
+        sink.hits()
+    );
     assert_eq!(server.post("/channels/quiet", b"direct").status, 201);
     sub.expect_message(2, "direct");
     let hits = wait_for(Duration::from_secs(5), || {
@@ -3182,22 +3343,38 @@ fn max_webhooks_counts_job_callbacks_until_they_are_delivered() {
     let sink = Sink::start();
     let hook = format!("http://{}/hook", sink.addr);
     let callback = |ms: u64| {
-        ask(addr, "POST", &format!("/submit?duration_ms={ms}&callback={}", enc(&hook)), &[], b"")
+        ask(
+            addr,
+            "POST",
+            &format!("/submit?duration_ms={ms}&callback={}", enc(&hook)),
+            &[],
+            b"",
+        )
     };
 
     let a = register_webhook(addr, &hook, "channel.x", &[]);
     let b = register_webhook(addr, &hook, "channel.y", &[]);
     assert_eq!((a.status, b.status), (201, 201), "{a:?} {b:?}");
     let (a, b) = (webhook_id(&a), webhook_id(&b));
-    assert_error_answer(&register_webhook(addr, &hook, "channel.z", &[]), 503, "a third webhook");
+    assert_error_answer(
+        &register_webhook(addr, &hook, "channel.z", &[]),
+        503,
+        "a third webhook",
+    );
     assert_error_answer(&callback(0), 503, "a job callback past --max-webhooks");
     assert_eq!(listed_webhooks(addr), vec![a.clone(), b.clone()]);
 
     // Deleting one makes room.
-    assert_eq!(ask(addr, "DELETE", &format!("/webhooks/{a}"), &[], b"").status, 204);
+    assert_eq!(
+        ask(addr, "DELETE", &format!("/webhooks/{a}"), &[], b"").status,
+        204
+    );
     let c = register_webhook(addr, &hook, "channel.z", &[]);
     assert_eq!(c.status, 201, "after a delete: {c:?}");
-    assert_eq!(ask(addr, "DELETE", &format!("/webhooks/{b}"), &[], b"").status, 204);
+    assert_eq!(
+        ask(addr, "DELETE", &format!("/webhooks/{b}"), &[], b"").status,
+        204
+    );
 
     // A job's callback takes a place until its delivery is done.
     let job = callback(300);
@@ -3208,7 +3385,11 @@ fn max_webhooks_counts_job_callbacks_until_they_are_delivered() {
         .and_then(|v| v.get("webhook")?.as_str().map(str::to_string))
         .unwrap_or_else(|| panic!("no webhook id in {job:?}"));
     assert_eq!(listed_webhooks(addr).len(), 2);
-    assert_error_answer(&register_webhook(addr, &hook, "channel.w", &[]), 503, "while the callback waits");
+    assert_error_answer(
+        &register_webhook(addr, &hook, "channel.w", &[]),
+        503,
+        "while the callback waits",
+    );
     let hits = wait_for(Duration::from_secs(5), || {
         let h = sink.hits();
         (!h.is_empty()).then_some(h)
@@ -3218,7 +3399,11 @@ fn max_webhooks_counts_job_callbacks_until_they_are_delivered() {
     let gone = wait_for(Duration::from_secs(2), || {
         (!listed_webhooks(addr).contains(&j)).then_some(())
     });
-    assert!(gone.is_some(), "the delivered callback is still listed: {:?}", listed_webhooks(addr));
+    assert!(
+        gone.is_some(),
+        "the delivered callback is still listed: {:?}",
+        listed_webhooks(addr)
+    );
     let d = register_webhook(addr, &hook, "channel.w", &[]);
     assert_eq!(d.status, 201, "after the callback's delivery: {d:?}");
     // Its attempt stays readable.
@@ -3250,18 +3435,41 @@ fn webhooks_need_the_servers_own_origin_or_a_listed_one() {
 
     // Without --allow-origin every origin may use the API, but not make
     // the server call out.
-    assert_error_answer(&register_webhook(addr, &hook, "job.done", &evil), 403, "register, evil origin");
-    assert_error_answer(&ask(addr, "POST", &cb, &evil, b""), 403, "a callback, evil origin");
-    assert!(listed_webhooks(addr).is_empty(), "{:?}", listed_webhooks(addr));
+    assert_error_answer(
+        &register_webhook(addr, &hook, "job.done", &evil),
+        403,
+        "register, evil origin",
+    );
+    assert_error_answer(
+        &ask(addr, "POST", &cb, &evil, b""),
+        403,
+        "a callback, evil origin",
+    );
+    assert!(
+        listed_webhooks(addr).is_empty(),
+        "{:?}",
+        listed_webhooks(addr)
+    );
     let r = ask(addr, "POST", "/submit?duration_ms=0", &evil, b"");
-    assert_eq!(r.status, 202, "a job without a callback, evil origin: {r:?}");
+    assert_eq!(
+        r.status, 202,
+        "a job without a callback, evil origin: {r:?}"
+    );
     let id = webhook_id(&register_webhook(addr, &hook, "job.done", &[]));
     let del = format!("/webhooks/{id}");
-    assert_error_answer(&ask(addr, "DELETE", &del, &evil, b""), 403, "delete, evil origin");
+    assert_error_answer(
+        &ask(addr, "DELETE", &del, &evil, b""),
+        403,
+        "delete, evil origin",
+    );
     assert_eq!(listed_webhooks(addr), vec![id.clone()]);
 
     // The server's own origin (its demo page) may, in any case.
-    assert_eq!(ask(addr, "DELETE", &del, &own, b"").status, 204, "delete, own origin");
+    assert_eq!(
+        ask(addr, "DELETE", &del, &own, b"").status,
+        204,
+        "delete, own origin"
+    );
     let r = register_webhook(addr, &hook, "job.done", &own);
     assert_eq!(r.status, 201, "register, own origin {own_origin}: {r:?}");
     let upper = [("Origin", &*own_origin.to_ascii_uppercase())];
@@ -3280,10 +3488,27 @@ fn webhooks_need_the_servers_own_origin_or_a_listed_one() {
     assert_eq!(r.status, 201, "register, listed origin: {r:?}");
     let id = webhook_id(&r);
     let other = [("Origin", "http://other.example")];
-    assert_error_answer(&register_webhook(a2, &hook, "job.done", &other), 403, "an unlisted origin");
-    assert_eq!(ask(a2, "POST", &cb, &evil, b"").status, 202, "a callback, listed origin");
-    assert_eq!(ask(a2, "DELETE", &format!("/webhooks/{id}"), &evil, b"").status, 204);
-    report_bounds("webhook origin rule", "(defaults); --allow-origin http://evil.example", base, peak, worst);
+    assert_error_answer(
+        &register_webhook(a2, &hook, "job.done", &other),
+        403,
+        "an unlisted origin",
+    );
+    assert_eq!(
+        ask(a2, "POST", &cb, &evil, b"").status,
+        202,
+        "a callback, listed origin"
+    );
+    assert_eq!(
+        ask(a2, "DELETE", &format!("/webhooks/{id}"), &evil, b"").status,
+        204
+    );
+    report_bounds(
+        "webhook origin rule",
+        "(defaults); --allow-origin http://evil.example",
+        base,
+        peak,
+        worst,
+    );
 }
 
 // ----- 10.7 Chunked framing -------------------------------------------------
@@ -3312,7 +3537,10 @@ fn chunk_extensions_count_against_the_body_limit() {
     req.extend_from_slice(b"0\r\n\r\n");
     s.write_all(&req).unwrap();
     let r = try_read_response(&mut s).expect("an answer to the chunked publish");
-    assert_eq!(r.status, 201, "900 bytes in 1-byte chunks with extensions: {r:?}");
+    assert_eq!(
+        r.status, 201,
+        "900 bytes in 1-byte chunks with extensions: {r:?}"
+    );
 
     // 1-byte chunks with 4000-byte extensions: cut once the raw body
     // passes 1000 + 64 KiB, long before 200 KiB was sent.
@@ -3357,7 +3585,11 @@ fn chunk_extensions_count_against_the_body_limit() {
     assert!(sent < 200 * 1024, "the 413 came only after {sent} bytes");
     assert!(closed, "the connection stayed open after the 413");
     let r = server.get("/channels/chunky/poll?after=1&timeout=0");
-    assert!(r.text().contains("\"messages\":[]"), "the cut body was published: {}", r.text());
+    assert!(
+        r.text().contains("\"messages\":[]"),
+        "the cut body was published: {}",
+        r.text()
+    );
 
     let peak = watch.stop();
     let worst = canary.check("chunked framing");
@@ -3384,7 +3616,8 @@ fn a_flood_of_tiny_frames_takes_turns_with_other_clients() {
     let ws = RawWs::open(addr, "/channels/fair/ws");
     let mut w = ws.s.try_clone().unwrap();
     let mut ws = ws;
-    ws.s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    ws.s.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let (first_tx, first_rx) = std::sync::mpsc::channel();
     let reader = thread::spawn(move || {
         let mut next = 1;
@@ -3393,7 +3626,10 @@ fn a_flood_of_tiny_frames_takes_turns_with_other_clients() {
                 Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => {
                     let want = format!("{{\"id\":{next},\"data\":\"x\"}}");
                     if p != want.as_bytes() {
-                        return Err(format!("expected {want}, got {:?}", String::from_utf8_lossy(&p)));
+                        return Err(format!(
+                            "expected {want}, got {:?}",
+                            String::from_utf8_lossy(&p)
+                        ));
                     }
                     if next == 1 {
                         let _ = first_tx.send(());
@@ -3425,12 +3661,21 @@ fn a_flood_of_tiny_frames_takes_turns_with_other_clients() {
          single write (the loop takes at most 256 units a connection a turn)"
     );
     assert_eq!(reader.join().unwrap(), Ok(N), "the flooder's own messages");
-    assert_eq!(stat(&stats_on(&mut control, addr), "messages.published") - before, N);
+    assert_eq!(
+        stat(&stats_on(&mut control, addr), "messages.published") - before,
+        N
+    );
     reset(w);
 
     let peak = watch.stop();
     let worst = canary.check("tiny-frame flood");
-    report_bounds("30,000 tiny frames in one write", "(defaults)", base, peak, worst.max(took));
+    report_bounds(
+        "30,000 tiny frames in one write",
+        "(defaults)",
+        base,
+        peak,
+        worst.max(took),
+    );
 }
 
 // ----- 10.9 The receiver's bodies ---------------------------------------------
@@ -3452,14 +3697,32 @@ fn receiver_bodies_are_cut_and_its_answer_is_shared() {
     let r = ask_on(&mut poster, addr, "POST", "/webhook-receiver", &[], &big);
     assert_eq!(r.status, 200, "{r:?}");
     let e = receiver_entries(addr);
-    let body = e[0].get("body").and_then(JsonValue::as_str).expect("a body");
+    let body = e[0]
+        .get("body")
+        .and_then(JsonValue::as_str)
+        .expect("a body");
     assert_eq!((body.len(), &body[..6]), (KEEP, "first "), "the kept body");
-    assert_eq!(e[0].get("body_truncated").and_then(JsonValue::as_bool), Some(true), "{:?}", &e[0].keys());
-    let r = ask_on(&mut poster, addr, "POST", "/webhook-receiver", &[], b"small");
+    assert_eq!(
+        e[0].get("body_truncated").and_then(JsonValue::as_bool),
+        Some(true),
+        "{:?}",
+        &e[0].keys()
+    );
+    let r = ask_on(
+        &mut poster,
+        addr,
+        "POST",
+        "/webhook-receiver",
+        &[],
+        b"small",
+    );
     assert_eq!(r.status, 200);
     let e = receiver_entries(addr);
     assert_eq!(e[1].get("body").and_then(JsonValue::as_str), Some("small"));
-    assert_ne!(e[1].get("body_truncated").and_then(JsonValue::as_bool), Some(true));
+    assert_ne!(
+        e[1].get("body_truncated").and_then(JsonValue::as_bool),
+        Some(true)
+    );
 
     // 100 such bodies: the answer is about 100 x 64 KiB. (Of letters: the
     // answer is built on the loop once per change, and 6.4 MB of control
@@ -3505,12 +3768,27 @@ fn receiver_bodies_are_cut_and_its_answer_is_shared() {
     assert_eq!(r.status, 200);
     let mark = b"\"body_truncated\":true";
     let cut = r.body.windows(mark.len()).filter(|w| w == mark).count();
-    assert_eq!(cut, 100, "entries marked body_truncated in {} bytes", r.body.len());
-    assert!(r.body.len() as u64 > answer_kib * 1024, "{} bytes", r.body.len());
+    assert_eq!(
+        cut,
+        100,
+        "entries marked body_truncated in {} bytes",
+        r.body.len()
+    );
+    assert!(
+        r.body.len() as u64 > answer_kib * 1024,
+        "{} bytes",
+        r.body.len()
+    );
 
     let peak = watch.stop();
     let worst = canary.check("receiver bodies");
-    report_bounds("receiver: 100 bodies of 200 KiB, 20 non-readers", "(defaults)", base, peak, worst);
+    report_bounds(
+        "receiver: 100 bodies of 200 KiB, 20 non-readers",
+        "(defaults)",
+        base,
+        peak,
+        worst,
+    );
 }
 
 // ----- 10.10 Shutdown with a backplane ---------------------------------------
@@ -3522,14 +3800,22 @@ fn sigterm_with_redis_ends_within_a_second() {
     let redis = common::RedisServer::start();
     let url = redis.url();
     for with_subscriber in [false, true] {
-        let what = if with_subscriber { "with a WebSocket subscriber" } else { "idle" };
+        let what = if with_subscriber {
+            "with a WebSocket subscriber"
+        } else {
+            "idle"
+        };
         let mut server = Server::start(&["--redis", &url]);
         let addr = server.addr;
         let up = wait_for(Duration::from_secs(5), || {
             let st = stats(&server);
             st.get("backplane")?.get("up")?.as_bool()?.then_some(())
         });
-        assert!(up.is_some(), "the backplane did not come up: {:?}", stats(&server));
+        assert!(
+            up.is_some(),
+            "the backplane did not come up: {:?}",
+            stats(&server)
+        );
         // The subscriber reads (so it answers the close 1001 at once).
         let subscriber = with_subscriber.then(|| {
             let mut ws = ws_client(addr, "/channels/r/ws").expect("a subscriber");

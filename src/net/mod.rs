@@ -69,6 +69,14 @@ const READ_BUDGET: usize = 256 * 1024;
 /// waits for the next turn.
 const UNIT_BUDGET: usize = 256;
 
+/// Output the refills of drained connections (replays queued as their
+/// connections drain, `App::drained`) may queue in one turn, all together.
+/// Past it, the other drained connections wait for the next turn, in
+/// order: twenty clients replaying at once would otherwise each add a send
+/// buffer every turn, and the turn every other client waits for would grow
+/// with their number.
+const REFILL_BUDGET: usize = 4 * 1024 * 1024;
+
 /// A connection's leftover input up to this size is moved to the front of
 /// the loop's read buffer before the next read, rather than the read being
 /// appended to it (see `read_loop`).
@@ -716,12 +724,24 @@ impl<A: App> Reactor<A> {
             // Output that drained last turn is refilled once per turn (a
             // replay's next send buffer), so a client that reads as fast as
             // the server writes takes turns with everyone else instead of
-            // being fed its whole replay in one turn.
-            for id in std::mem::take(&mut self.io.drained) {
+            // being fed its whole replay in one turn; and all refills
+            // together stop at REFILL_BUDGET (always at least one).
+            let mut due = std::mem::take(&mut self.io.drained);
+            let (mut queued, mut taken) = (0, 0);
+            for &id in &due {
+                if queued >= REFILL_BUDGET {
+                    break;
+                }
+                taken += 1;
                 if self.io.get(id).is_some_and(|c| c.phase == Phase::Active) {
+                    let before = self.io.backlog(id);
                     self.guarded(Some(id), |r| r.app.drained(&mut r.io, id));
+                    queued += self.io.backlog(id).saturating_sub(before);
                 }
             }
+            // Only flushes (below) add to the list: the rest go first.
+            due.drain(..taken);
+            self.io.drained = due;
             self.fire_timers();
             // Resuming can queue output, and flushing can resume readers.
             while !self.io.resume.is_empty() || !self.io.dirty.is_empty() {

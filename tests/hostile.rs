@@ -3013,13 +3013,12 @@ fn replay_amplification(a: ReplayAttack) {
     let pid = server.pid();
     let addr = server.addr;
     // While the non-readers are served: a debug build encodes a megabyte
-    // of replay in 5-30 ms, and each of the 20 replaying connections gets
-    // one refill of up to --send-buffer-bytes a turn of the loop (until the
-    // kernel's buffers, ~4 MB a socket on loopback, are full): a turn takes
-    // ~0.3 s here, a fresh connection's request two or three turns, more
-    // on a loaded machine (0.5-1.8 s seen; a release build: ~20 times
-    // less). The bound says the loop still takes turns; the readers below
-    // are held to the usual one.
+    // of replay in 5-30 ms; the 20 initial replays run in the turn their
+    // requests arrive, and the refills (until the kernel's buffers, ~4 MB
+    // a socket on loopback, are full) take up to 4 MiB a turn: a fresh
+    // connection's request waits two or three turns, 0.5-1.2 s seen on a
+    // loaded machine (a release build: ~20 times less). The bound says the
+    // loop still takes turns; the readers below are held to the usual one.
     let canary = Canary::start_with_limit(addr, CanaryHttp::Fresh, Duration::from_secs(4));
     warm_up(&server);
     let base = baseline_rss(pid);

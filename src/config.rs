@@ -6,6 +6,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::wire::redis_url::{self, RedisUrl};
+use crate::wire::url;
+
 /// The server's configuration. `Config::default()` is what `cargo run`
 /// serves with.
 #[derive(Debug, Clone)]
@@ -32,8 +35,9 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     pub webhook_allow: Vec<String>,
     pub trace: bool,
-    /// `--redis`: the backplane shared by several nodes.
-    pub redis: Option<SocketAddr>,
+    /// `--redis`: the backplane shared by several nodes, and how to log
+    /// in to it (its `Debug` shows the password as `***`).
+    pub redis: Option<RedisUrl>,
     /// `--history-bytes`: message data kept per channel.
     pub history_bytes: usize,
     /// `--max-history-bytes`: message data kept by all channels together.
@@ -239,12 +243,14 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "--webhook-allow",
         "HOST[:PORT]",
-        "allowed webhook host besides loopback (repeatable)",
+        "allowed webhook host besides loopback (repeatable); HOST an IP or a DNS name, \
+         resolved off the event loop before each delivery",
     ),
     (
         "--redis",
-        "redis://HOST:PORT",
-        "share channels with other nodes through Redis (HOST: an IP or localhost)",
+        "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
+        "share channels with other nodes through Redis (HOST: an IP, localhost or a DNS name; \
+         AUTH and SELECT on every connection)",
     ),
     (
         "--history-bytes",
@@ -397,8 +403,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
             "--max-deliveries" => c.max_deliveries = (num()? as usize).max(1),
             "--listen-backlog" => c.listen_backlog = num()?.clamp(1, i32::MAX as u64) as u32,
             "--allow-origin" => c.allow_origins.push(value),
-            "--webhook-allow" => c.webhook_allow.push(value),
-            "--redis" => c.redis = Some(parse_redis_url(&value).map_err(ArgError)?),
+            "--webhook-allow" => c.webhook_allow.push(parse_webhook_allow(&value)?),
+            "--redis" => {
+                let u = redis_url::parse(&value).map_err(|e| ArgError(format!("--redis: {e}")))?;
+                c.redis = Some(u);
+            }
             "--history-bytes" => c.history_bytes = num()? as usize,
             "--max-history-bytes" => c.max_history_bytes = num()? as usize,
             "--max-webhooks" => c.max_webhooks = num()? as usize,
@@ -477,49 +486,22 @@ fn parse_token_args(mut it: impl Iterator<Item = String>) -> Result<Cli, ArgErro
     Ok(Cli::Token(t))
 }
 
-/// `redis://HOST:PORT` (HOST an IP literal or localhost: no DNS on the loop).
-pub fn parse_redis_url(s: &str) -> Result<SocketAddr, String> {
-    let rest = s
-        .strip_prefix("redis://")
-        .ok_or_else(|| format!("--redis takes redis://HOST:PORT, not {s:?}"))?;
-    let rest = rest.trim_end_matches('/');
-    let with_scheme = format!("http://{rest}");
-    let u = crate::wire::url::parse(&with_scheme).map_err(|e| format!("--redis: {e}"))?;
-    let port = if rest.contains("]:") || (!rest.starts_with('[') && rest.contains(':')) {
-        u.port
-    } else {
-        6379
-    };
-    if u.target != "/" {
-        return Err("--redis takes redis://HOST:PORT without a path".into());
+/// A `--webhook-allow` entry: `HOST[:PORT]`, HOST an IP literal (IPv6 in
+/// brackets), `localhost` or a DNS name (`wire::url`'s rules, so an entry
+/// can only be written in forms a webhook URL can match). Checked at start
+/// so that a typo is an error, not an entry that silently allows nothing.
+fn parse_webhook_allow(entry: &str) -> Result<String, ArgError> {
+    let bad = |why: String| ArgError(format!("--webhook-allow {entry:?}: {why}"));
+    let (host, port) = url::split_host_port(entry).map_err(|e| bad(e.to_string()))?;
+    url::parse_host(host).map_err(|e| bad(e.to_string()))?;
+    if let Some(p) = port {
+        url::parse_port(p).ok_or_else(|| bad(url::UrlError::BadPort.to_string()))?;
     }
-    let ip =
-        u.ip.ok_or_else(|| "--redis takes an IP address or localhost".to_string())?;
-    Ok(SocketAddr::new(ip, port))
+    Ok(entry.to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn redis_urls() {
-        use super::parse_redis_url;
-        assert_eq!(
-            parse_redis_url("redis://127.0.0.1:6380"),
-            Ok("127.0.0.1:6380".parse().unwrap())
-        );
-        assert_eq!(
-            parse_redis_url("redis://localhost"),
-            Ok("127.0.0.1:6379".parse().unwrap())
-        );
-        assert_eq!(
-            parse_redis_url("redis://[::1]:7000/"),
-            Ok("[::1]:7000".parse().unwrap())
-        );
-        assert!(parse_redis_url("http://127.0.0.1:6379").is_err());
-        assert!(parse_redis_url("redis://cache.internal:6379").is_err());
-        assert!(parse_redis_url("redis://127.0.0.1:6379/2").is_err());
-    }
-
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, ArgError> {
@@ -555,6 +537,35 @@ mod tests {
             panic!("not run")
         };
         assert!(c.addr.ip().is_loopback());
+    }
+
+    #[test]
+    fn redis_takes_a_url_with_credentials_and_a_name() {
+        let Cli::Run(c) =
+            parse(&["--redis", "redis://alice:s%40cret@cache.example:6380/2"]).unwrap()
+        else {
+            panic!("not run")
+        };
+        let u = c.redis.as_ref().unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.db), ("cache.example", 6380, 2));
+        assert_eq!(u.password.as_ref().map(|p| p.expose()), Some("s@cret"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s@cret") && !shown.contains("s%40cret"),
+            "{shown}"
+        );
+        assert!(parse(&["--redis", "rediss://h"]).is_err());
+        assert!(parse(&["--redis", "redis://word@h"]).is_err());
+    }
+
+    #[test]
+    fn webhook_allow_entries_are_checked() {
+        for good in ["hooks.example", "hooks.example:8080", "10.0.0.1", "[::1]:9"] {
+            assert!(parse(&["--webhook-allow", good]).is_ok(), "{good}");
+        }
+        for bad in ["hooks.example:0", "a_b.example", "", "127.1", "[::1"] {
+            assert!(parse(&["--webhook-allow", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

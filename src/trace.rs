@@ -49,6 +49,17 @@ impl Trace {
         }
     }
 
+    /// A name lookup (`app/lookup.rs`): asked, answered (with which
+    /// addresses), which address is used, timed out. No connection exists
+    /// yet, so the line is tagged with the name and port looked up where a
+    /// connection's lines have its peer:
+    /// `cache.example:6379 .. dns: answered 10.0.0.5:6379; using 10.0.0.5:6379`.
+    pub fn lookup(self, host: &str, port: u16, text: impl std::fmt::Display) {
+        if self.on {
+            eprintln!("{host}:{port} .. dns: {text}");
+        }
+    }
+
     /// An HTTP head (request or response): its first line, then its header
     /// names and values folded onto the same line.
     pub fn http_head(self, peer: Option<SocketAddr>, dir: &str, head: &[u8]) {

@@ -192,6 +192,7 @@ fn without_a_token_channels_webhooks_and_stats_answer_401_and_the_demos_stay_ope
         ("GET", "/webhooks/wh:1/deliveries"),
         ("DELETE", "/webhooks/wh:1"),
         ("GET", "/stats"),
+        ("GET", "/metrics"),
     ] {
         let r = server.request(method, path, &[], b"x");
         assert_challenge(&r, 401, None);
@@ -269,6 +270,12 @@ fn scopes_decide_what_a_valid_token_may_do() {
         403,
         Some("insufficient_scope"),
     );
+    assert_challenge(
+        &get_with(&server, "/metrics", &reader),
+        403,
+        Some("insufficient_scope"),
+    );
+    assert_eq!(get_with(&server, "/metrics", &admin).status, 200);
     let r = get_with(&server, "/stats", &admin);
     assert_eq!(r.status, 200);
     assert_eq!(num(&json(&r), "requests") > 0, true);

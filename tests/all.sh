@@ -6,13 +6,13 @@
 # a fresh machine passes with nothing installed by hand.
 #
 #   bash tests/all.sh            everything
-#   bash tests/all.sh cargo      only the stages named (cargo, run,
-#                                autobahn, browser, tshark, docs, fuzz)
+#   bash tests/all.sh cargo      only the stages named (cargo, prometheus,
+#                                run, autobahn, browser, tshark, docs, fuzz)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(cargo run autobahn browser tshark docs fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(cargo prometheus run autobahn browser tshark docs fuzz)
 
 # The README's first command, as written (with port 0 so it cannot clash):
 # `cargo run --release` must start the server and serve the demo page.
@@ -76,6 +76,12 @@ for s in "${stages[@]}"; do
                     || echo "could not install redis-server: the redis suite will fail"
             fi
             run_stage cargo cargo test --all-targets ;;
+        # /metrics as Prometheus' own tools see it: promtool on a live
+        # answer, and a real Prometheus scraping the server (installs
+        # Debian's prometheus when missing).
+        prometheus)
+            run_stage prometheus bash -c \
+                'cargo build --release --quiet && bash tests/prometheus.sh target/release/pushwire' ;;
         # README's first command.
         run) run_stage run readme_run ;;
         # The Autobahn|Testsuite against /echo: every case of sections 1-10.
@@ -89,7 +95,7 @@ for s in "${stages[@]}"; do
         docs) run_stage docs bash -c 'cargo build --release -q && bash tests/docs.sh target/release/pushwire' ;;
         # A short run of every fuzz target.
         fuzz) run_stage fuzz bash tests/fuzz-smoke.sh ;;
-        *) echo "unknown stage $s (cargo, run, autobahn, browser, tshark, docs, fuzz)"; exit 2 ;;
+        *) echo "unknown stage $s (cargo, prometheus, run, autobahn, browser, tshark, docs, fuzz)"; exit 2 ;;
     esac
 done
 

@@ -1668,3 +1668,101 @@ fn sse_parser_self_check() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// /metrics (API.md section 5): the counters, in the Prometheus text format
+// ---------------------------------------------------------------------------
+
+/// Every sample of a `/metrics` body (`name{labels}` → value), checking
+/// each line's shape on the way: `# HELP name text`, `# TYPE name type`,
+/// or `name[{labels}] value` with a value Prometheus can read.
+fn samples(body: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    assert!(body.ends_with('\n'), "the last line must end with LF");
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (kind, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            assert!(
+                matches!(kind, "HELP" | "TYPE") && name.starts_with("pushwire_"),
+                "comment {line:?}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("sample without a value: {line:?}"));
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("value of {line:?} is not a number")),
+        };
+        assert!(series.starts_with("pushwire_"), "{line:?}");
+        out.insert(series.to_string(), value);
+    }
+    out
+}
+
+#[test]
+fn metrics_count_what_stats_counts_and_time_each_delivery_in_the_prometheus_format() {
+    let server = Server::start(&[]);
+    let mut sse = Sse::open_ok(&server, "/channels/m/events", &[]);
+    let waiter = PendingPoll::send(&server, "m", "after=0&timeout=30");
+    wait_stat(&server, "connections.open.longpoll", 1);
+    let id = publish(&server, "m", "one");
+    sse.expect_message(id, "one");
+    assert_eq!(waiter.answer().messages, vec![(id, "one".to_string())]);
+
+    // Two deliveries (the stream, the long poll), each timed when its
+    // bytes were written.
+    let get = || {
+        let r = server.get("/metrics");
+        assert_eq!(r.status, 200, "{:?}", r.text());
+        assert_eq!(r.header("Content-Type"), Some("text/plain; version=0.0.4"));
+        (r.text(), samples(&r.text()))
+    };
+    let (text, m) = wait_for(Duration::from_secs(5), || {
+        let (text, m) = get();
+        (m.get("pushwire_delivery_seconds_count") == Some(&2.0)).then_some((text, m))
+    })
+    .unwrap_or_else(|| panic!("two deliveries never timed:\n{}", get().0));
+    let v = |series: &str| {
+        *m.get(series)
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(v("pushwire_messages_published_total"), 1.0);
+    assert_eq!(v("pushwire_messages_delivered_total"), 2.0);
+    assert_eq!(v("pushwire_delivery_seconds_bucket{le=\"+Inf\"}"), 2.0);
+    assert!(v("pushwire_delivery_seconds_sum") < 1.0, "{text}");
+    assert_eq!(v("pushwire_connections_open{kind=\"sse\"}"), 1.0);
+    assert_eq!(v("pushwire_channels"), 1.0);
+    assert_eq!(v("pushwire_history_bytes"), 3.0);
+    assert_eq!(v("pushwire_backplane_up"), 1.0);
+    assert_eq!(v("pushwire_backplane_state{state=\"memory\"}"), 1.0);
+    assert!(v("pushwire_requests_total") >= 2.0);
+    assert!(v("pushwire_connections_accepted_total") >= 3.0);
+    for ty in [
+        "# TYPE pushwire_delivery_seconds histogram\n",
+        "# TYPE pushwire_connections_open gauge\n",
+        "# TYPE pushwire_connections_closed_total counter\n",
+        "# TYPE pushwire_webhook_deliveries_total counter\n",
+    ] {
+        assert!(text.contains(ty), "no {ty:?} in:\n{text}");
+    }
+    // Cumulative buckets never decrease.
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("pushwire_delivery_seconds_bucket"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+
+    // HEAD works where GET does: the head, no body.
+    let r = server.request("HEAD", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    assert!(r
+        .header("Content-Length")
+        .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0)));
+}

@@ -771,10 +771,13 @@ fn without_redis_the_backplane_is_memory_and_channels_work() {
 
 #[test]
 fn redis_flag_is_validated_and_an_unreachable_redis_answers_503() {
+    // (A DNS name and a database number are accepted now: tests/dns.rs
+    // and the credentials tests below.)
     for bad in [
         "http://x",
-        "redis://example.com:6379",
-        "redis://127.0.0.1:6379/2",
+        "rediss://127.0.0.1:6379",
+        "redis://127.0.0.1:6379/x",
+        "redis://word@127.0.0.1:6379",
     ] {
         let (status, text) = run_to_exit(
             &["--addr", "127.0.0.1:0", "--redis", bad],
@@ -1186,4 +1189,182 @@ fn a_healthy_link_stays_up_past_the_connect_deadline() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(id >= 20, "publishes kept working: last id {id}");
+}
+
+// ---------------------------------------------------------------------------
+// 9. A Redis with a password (API.md section 7): AUTH and SELECT on every
+//    connection, a wrong password a clear error, never a loop
+// ---------------------------------------------------------------------------
+
+/// The `default` user's password of `redis_with_password`.
+const PASSWORD: &str = "s3cret-default-pw";
+/// The ACL user `alice`'s password.
+const ALICE_PW: &str = "alice-pw-7f3a";
+
+/// A `redis-server` that requires `PASSWORD` of the default user and knows
+/// an ACL user `alice` (password `ALICE_PW`) with every right.
+fn redis_with_password() -> RedisServer {
+    let alice = format!(">{ALICE_PW}");
+    RedisServer::start_with(
+        &["--user", "alice", "on", &alice, "~*", "&*", "+@all"],
+        Some(PASSWORD),
+    )
+}
+
+/// A `/metrics` line's value, e.g. `metric(&s, "pushwire_backplane_up")`.
+fn metric(server: &Server, series: &str) -> Option<f64> {
+    let r = server.get("/metrics");
+    assert_eq!(r.status, 200, "/metrics: {:?}", r.text());
+    r.text().lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+/// A string field of the backplane object.
+fn bp_str(bp: &JsonValue, key: &str) -> String {
+    bp.get(key)
+        .and_then(JsonValue::as_str)
+        .unwrap_or_else(|| panic!("backplane has no string {key}: {bp:?}"))
+        .to_string()
+}
+
+#[test]
+fn a_password_protected_redis_carries_two_nodes_one_logged_in_as_an_acl_user() {
+    let redis = redis_with_password();
+    let port = redis.port;
+    // Node A logs in as the default user, node B as alice; both use
+    // database 2.
+    let a = node_at(&format!("redis://:{PASSWORD}@127.0.0.1:{port}/2"), &[]);
+    let b = node_at(&format!("redis://alice:{ALICE_PW}@127.0.0.1:{port}/2"), &[]);
+
+    for (s, pw, shown) in [
+        (&a, PASSWORD, format!("redis://:***@127.0.0.1:{port}/2")),
+        (
+            &b,
+            ALICE_PW,
+            format!("redis://alice:***@127.0.0.1:{port}/2"),
+        ),
+    ] {
+        let stats = s.get("/stats").text();
+        assert!(!stats.contains(pw), "/stats shows the password: {stats}");
+        let bp = backplane(s);
+        assert_eq!(bp_str(&bp, "url"), shown, "{bp:?}");
+        assert_eq!(bp_str(&bp, "state"), "up", "{bp:?}");
+        assert_eq!(bp_str(&bp, "addr"), format!("127.0.0.1:{port}"), "{bp:?}");
+        let metrics = s.get("/metrics").text();
+        assert!(!metrics.contains(pw), "/metrics shows the password");
+        assert_eq!(metric(s, "pushwire_backplane_up"), Some(1.0));
+        assert_eq!(
+            metric(s, "pushwire_backplane_state{state=\"up\"}"),
+            Some(1.0)
+        );
+    }
+
+    // Publish on one node, subscribers on the other get it (the
+    // subscriber connections logged in too).
+    let mut ws = ws_connect(&b, "/channels/news/ws");
+    let mut sse = Sse::open_ok(&b, "/channels/news/events", &[]);
+    let id = publish(&a, "news", "through a password");
+    assert_eq!(ws_message(&mut ws), (id, "through a password".to_string()));
+    sse.expect_message(id, "through a password");
+    let back = publish(&b, "news", "and back");
+    assert_eq!(back, id + 1);
+    let answer = poll(&a, "news", &format!("after={id}&timeout=5"));
+    assert_eq!(answer.messages, vec![(back, "and back".to_string())]);
+
+    // SELECT 2 took effect: the channel's keys are in database 2 only.
+    let keyspace = redis.info("db2").unwrap_or_default();
+    assert!(keyspace.starts_with("keys=2"), "db2: {keyspace:?}");
+    assert_eq!(redis.info("db0"), None, "keys landed in database 0");
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_at_start_and_is_retried_with_backoff_not_in_a_loop() {
+    let redis = redis_with_password();
+    let port = redis.port;
+    let wrong = "not-the-password-93e1";
+    let log = redis.dir.join("node-stderr.txt");
+    let s = Server::start_logged(
+        &[
+            "--redis",
+            &format!("redis://:{wrong}@127.0.0.1:{port}"),
+            "--trace",
+        ],
+        &log,
+    );
+    // Redis has no password it would refuse in the URL of this one: it
+    // says that one is required.
+    let none = Server::start(&["--redis", &redis.url()]);
+
+    let failed = |s: &Server| {
+        wait_for(Duration::from_secs(5), || {
+            let bp = backplane(s);
+            (bp.get("state").and_then(JsonValue::as_str) == Some("auth_failed")).then_some(bp)
+        })
+        .unwrap_or_else(|| panic!("never auth_failed: {:?}", backplane(s)))
+    };
+    let bp = failed(&s);
+    assert_eq!(bp.get("up").and_then(JsonValue::as_bool), Some(false));
+    let error = bp_str(&bp, "last_error");
+    assert!(
+        error.contains("refused") && error.contains("--redis"),
+        "not a clear sentence: {error:?}"
+    );
+    let error = bp_str(&failed(&none), "last_error");
+    assert!(error.contains("requires a password"), "{error:?}");
+    publish_refused(&s, "c", "hi");
+    assert_eq!(metric(&s, "pushwire_backplane_up"), Some(0.0));
+    assert_eq!(
+        metric(&s, "pushwire_backplane_state{state=\"auth_failed\"}"),
+        Some(1.0)
+    );
+
+    // Retried with a backoff (0.1 s, 0.2 s, ... capped at 5 s): a handful
+    // of attempts in 3 s, each two connections, not a loop of hundreds.
+    let count = || -> (u64, u64) {
+        let conns = redis
+            .info("total_connections_received")
+            .and_then(|v| v.parse().ok())
+            .expect("INFO total_connections_received");
+        (conns, num(&backplane(&s), "failures"))
+    };
+    let (conns0, failures0) = count();
+    std::thread::sleep(Duration::from_secs(3));
+    let (conns1, failures1) = count();
+    let (attempts, conns) = (failures1 - failures0, conns1 - conns0);
+    assert!(
+        (1..=8).contains(&attempts),
+        "{attempts} failed attempts in 3 s"
+    );
+    // Both nodes together, two connections per attempt, and this test's own
+    // INFO and /stats calls.
+    assert!(conns <= 40, "{conns} connections to Redis in 3 s");
+
+    // The password is nowhere: /stats, /metrics, the log, --trace (where
+    // AUTH shows as ***).
+    for text in [s.get("/stats").text(), s.get("/metrics").text()] {
+        assert!(!text.contains(wrong), "the password shows: {text}");
+    }
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!err.contains(wrong), "the password is in the log or trace");
+    assert!(
+        err.contains(r#"$4 "AUTH", $3 "***""#),
+        "--trace does not show the AUTH: {err}"
+    );
+    // Logged once at error level, clearly, whatever the number of tries.
+    let errors = err
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("refused the user name or password"))
+        .count();
+    assert_eq!(errors, 1, "logged {errors} times:\n{err}");
+
+    // An operator who fixes it on the Redis side sees the node log in by
+    // itself at the next try (at most 5 s later).
+    let fixed = redis.command(&["CONFIG", "SET", "requirepass", wrong]);
+    assert_eq!(fixed.as_deref(), Some(&b"+OK\r\n"[..]));
+    let bp = wait_backplane(&s, true, Duration::from_secs(10));
+    assert_eq!(bp_str(&bp, "state"), "up", "{bp:?}");
+    publish(&s, "c", "now it works");
 }

@@ -59,9 +59,11 @@ fn need<'a>(route: &'a Route<'_>) -> Need<'a> {
         Route::Channel(name, ChannelOp::Poll | ChannelOp::Events | ChannelOp::Ws) => {
             Need::Subscribe(name)
         }
-        Route::Webhooks | Route::Webhook(_) | Route::WebhookDeliveries(_) | Route::Stats => {
-            Need::Admin
-        }
+        Route::Webhooks
+        | Route::Webhook(_)
+        | Route::WebhookDeliveries(_)
+        | Route::Stats
+        | Route::Metrics => Need::Admin,
         Route::Index
         | Route::ClientLibrary
         | Route::Submit

@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::conn::{Kind, ParkedOn, SseSource, SseStream, WsRole, WsSession};
 use super::http::{self, decimal_param, Ctx, Flow};
@@ -154,18 +154,24 @@ pub fn publish(app: &mut App, io: &mut Io, ch: usize, data: &str) -> Result<(), 
     })
 }
 
-/// In process: the next id, history, delivery, all at once.
+/// In process: the next id, history, delivery, all at once. The message
+/// was accepted at this wake-up of the loop (`io.now()`).
 fn publish_local(app: &mut App, io: &mut Io, ch: usize, data: &str, quiet: bool) -> u64 {
     let m = app.hub.append(ch, Arc::from(data), quiet);
     let id = m.id;
-    deliver(app, io, ch, m);
+    deliver(app, io, ch, m, io.now());
     id
 }
 
 /// Delivers a message that has its id to every local subscriber. Each
 /// transport's encoding is made once, only if someone needs it, and the
 /// same bytes are queued on every connection of that transport.
-pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
+///
+/// `accepted` is when the message was accepted (see `metrics.rs`): each
+/// subscriber's queued bytes are stamped with it (`Io::stamp`), and the
+/// loop reports the stamp when their last byte is written, which feeds
+/// `pushwire_delivery_seconds`.
+pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored, accepted: Instant) {
     let subs = std::mem::take(&mut app.hub.get_mut(ch).subscribers);
     let mut keep = Vec::with_capacity(subs.len());
     let mut polls = Vec::new();
@@ -190,6 +196,7 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
                 trace.encoded_frames(io.peer(id), &frame);
                 if io.send_shared(id, &frame) {
                     app.stats.delivered += 1;
+                    io.stamp(id, accepted);
                 }
                 keep.push(id);
             }
@@ -200,6 +207,7 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
                 trace.sse(io.peer(id), &event);
                 if io.send_shared(id, &event) {
                     app.stats.delivered += 1;
+                    io.stamp(id, accepted);
                 }
                 keep.push(id);
             }
@@ -211,6 +219,8 @@ pub fn deliver(app: &mut App, io: &mut Io, ch: usize, m: Stored) {
     app.hub.get_mut(ch).subscribers = keep;
     for id in polls {
         longpoll::release_channel(app, io, id, m.id);
+        // The answer (head and body, queued just now) is the delivery.
+        io.stamp(id, accepted);
     }
     if !m.quiet && !app.webhooks.hooks.is_empty() {
         let name = app.hub.get(ch).name.clone();

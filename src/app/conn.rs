@@ -87,6 +87,9 @@ pub struct RedisConn {
     pub connected: bool,
     /// A PING went out and its answer has not come back.
     pub awaiting_pong: bool,
+    /// Replies still owed to the login (`AUTH`, `SELECT`): until they are
+    /// all `+OK`, the connection is not ready.
+    pub handshake: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

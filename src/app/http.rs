@@ -369,6 +369,11 @@ fn dispatch(app: &mut App, io: &mut Io, id: ConnId, head: &Head<'_, '_>, body: &
             let body = stats::json(app, io);
             respond_json(app, io, id, ctx, 200, &body)
         }
+        Route::Metrics => {
+            let body = super::metrics::text(app, io);
+            let content_type = Some(crate::wire::prometheus::CONTENT_TYPE);
+            respond_full(app, io, id, ctx, 200, content_type, &[], body.as_bytes())
+        }
         Route::Webhooks if head.method == "POST" => {
             webhooks::register(app, io, id, ctx, head, body)
         }

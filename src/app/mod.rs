@@ -21,7 +21,9 @@
 //! | `webhook_client` | the HTTP client that delivers them                        |
 //! | `redis`          | several nodes through Redis: publish, sync, mirror        |
 //! | `redis_conn`     | the two RESP connections to Redis                         |
-//! | `stats`          | `/stats`                                                  |
+//! | `lookup`         | DNS names resolved off the loop, answers to their askers  |
+//! | `stats`          | `/stats`, and the counters behind it                      |
+//! | `metrics`        | `/metrics`: the same counters for Prometheus              |
 //! | `shutdown`       | what each connection is owed on SIGTERM                   |
 //!
 //! Functions in these modules take the application and the loop's `Io`
@@ -35,6 +37,8 @@ pub mod conn;
 pub mod http;
 pub mod jobs;
 pub mod longpoll;
+pub mod lookup;
+pub mod metrics;
 pub mod redis;
 pub mod redis_conn;
 pub mod routes;
@@ -72,6 +76,8 @@ pub enum Timer {
     WebhookRetry(u64),
     /// Connect to Redis again.
     RedisReconnect,
+    /// A name lookup's time is up (`lookup::timed_out`).
+    Lookup(u64),
 }
 
 /// Work handed to the loop from other threads (`crate::Handle`).
@@ -91,6 +97,8 @@ pub struct App {
     pub webhooks: Webhooks,
     /// The Redis backplane (`--redis`), if any.
     pub redis: Option<redis::Redis>,
+    /// DNS names being resolved off the loop (`lookup.rs`).
+    pub lookups: lookup::Lookups,
     /// Chat members and their TCP source ports, in join order.
     pub chat: Vec<(ConnId, u16)>,
     /// `Date` and `Server` header lines, rebuilt once a second.
@@ -120,7 +128,8 @@ impl App {
                 }
             },
             webhooks: Webhooks::new(),
-            redis: cfg.redis.map(redis::Redis::new),
+            redis: cfg.redis.clone().map(redis::Redis::new),
+            lookups: lookup::Lookups::default(),
             chat: Vec::new(),
             date: http::DateLines::default(),
             draining: false,
@@ -246,7 +255,8 @@ impl net::App for App {
             CloseReason::Limit => self.stats.closed.limit += 1,
             CloseReason::Protocol => self.stats.closed.protocol += 1,
             CloseReason::Slow => self.stats.closed.slow += 1,
-            CloseReason::Normal | CloseReason::Error => {}
+            CloseReason::Normal => self.stats.closed.normal += 1,
+            CloseReason::Error => self.stats.closed.error += 1,
         }
         // A connection that was closing left its groups then (`stopped`);
         // one closed while active leaves them now. Leaving twice is
@@ -264,6 +274,7 @@ impl net::App for App {
             Timer::JobDone(job) => jobs::job_done(self, io, job),
             Timer::WebhookRetry(seq) => webhook_client::retry(self, io, seq),
             Timer::RedisReconnect => redis_conn::connect(self, io),
+            Timer::Lookup(id) => lookup::timed_out(self, io, id),
         }
     }
 
@@ -276,6 +287,18 @@ impl net::App for App {
             }
             Command::Stop => shutdown::begin(self, io),
         }
+    }
+
+    fn woken(&mut self, io: &mut Io) {
+        lookup::woken(self, io);
+    }
+
+    /// A message's bytes reached a subscriber's socket (`channels::deliver`
+    /// stamped them with the moment the message was accepted).
+    fn stamp_written(&mut self, at: std::time::Instant, now: std::time::Instant) {
+        self.stats
+            .delivery
+            .observe(now.saturating_duration_since(at));
     }
 }
 
@@ -479,9 +502,35 @@ mod tests {
             data: Arc::from("d"),
             quiet: false,
             waiter: Some(old),
+            accepted: io.now(),
         };
         redis::abandoned(app, io, pending);
         assert_eq!(longpoll::parked_on(io, new), Some(ParkedOn::Job(7)));
         assert_eq!(io.backlog(new), 0);
+    }
+
+    #[test]
+    fn own_address_is_our_port_on_loopback_or_our_bound_address() {
+        let (r, _peer) = reactor();
+        let port = r.io.local_addr().port();
+        let own = |text: String| webhooks::is_own_address(&r.io, text.parse().unwrap());
+        assert!(own(format!("127.0.0.1:{port}")));
+        assert!(own(format!("127.3.4.5:{port}")), "all of 127/8 is loopback");
+        assert!(own(format!("[::1]:{port}")));
+        assert!(own(format!("[::ffff:127.0.0.1]:{port}")), "IPv4-mapped");
+        assert!(
+            own(format!("0.0.0.0:{port}")),
+            "connecting there reaches us"
+        );
+        assert!(!own(format!("127.0.0.1:{}", port.wrapping_add(1).max(1))));
+        assert!(!own(format!("192.0.2.1:{port}")), "another host");
+    }
+
+    #[test]
+    fn only_the_receiver_path_may_be_our_own() {
+        assert!(webhooks::is_receiver_path("/webhook-receiver"));
+        assert!(webhooks::is_receiver_path("/webhook-receiver?x=1"));
+        assert!(!webhooks::is_receiver_path("/webhook-receiver/x"));
+        assert!(!webhooks::is_receiver_path("/channels/loop"));
     }
 }

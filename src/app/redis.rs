@@ -23,19 +23,21 @@
 //! connection's buffer) and run again once it is synced: every reading path
 //! stays the same synchronous code as without Redis.
 //!
-//! The two RESP connections themselves (connect, PING, replies matched to
-//! commands, outages) are `redis_conn.rs`.
+//! The two RESP connections themselves (name lookup, connect, login,
+//! PING, replies matched to commands, outages) are `redis_conn.rs`.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::conn::{Kind, ParkedOn, Wait};
 use super::http::{self, Ctx};
 use super::{channels, longpoll, redis_conn, set_wait, App, Io};
 use crate::hub::Stored;
 use crate::net::{CloseReason, ConnId};
+use crate::wire::redis_url::RedisUrl;
 use crate::wire::resp::{self, Value};
 
 /// The one pub/sub channel every node subscribes to.
@@ -69,12 +71,14 @@ pub const SYNC_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub enum Pending {
     /// A publish; the waiter is `Some` when an HTTP request waits for the
-    /// id.
+    /// id. `accepted`: when this node read the publish (what
+    /// `pushwire_delivery_seconds` measures from).
     Publish {
         ch: usize,
         data: Arc<str>,
         quiet: bool,
         waiter: Option<ConnId>,
+        accepted: Instant,
     },
     /// A keep-alive PING on the command connection.
     Ping,
@@ -84,21 +88,35 @@ pub enum Pending {
 /// The backplane's state.
 #[derive(Debug)]
 pub struct Redis {
-    pub addr: SocketAddr,
+    /// `--redis`, password included (its `Debug` shows `***`; print it
+    /// with `display_redacted`).
+    pub url: RedisUrl,
+    /// The address connected to (or last connected to): the URL's literal,
+    /// or what its name resolved to at the last (re)connect.
+    pub addr: Option<SocketAddr>,
+    /// The lookup of the URL's name under way (`lookup.rs`), if any.
+    pub lookup: Option<u64>,
     pub cmd: Option<ConnId>,
     pub sub: Option<ConnId>,
+    /// Logged in (`AUTH`, `SELECT`) and ready for commands.
     pub cmd_ready: bool,
+    /// Logged in and subscribed.
     pub sub_ready: bool,
     pub pending: VecDeque<Pending>,
     pub backoff: Duration,
     pub failures: u64,
     pub last_error: Option<String>,
+    /// Redis refused the credentials (or demands some the URL lacks) on
+    /// the last try; cleared once the backplane is up again.
+    pub auth_failed: bool,
 }
 
 impl Redis {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(url: RedisUrl) -> Self {
         Redis {
-            addr,
+            addr: url.socket_addr(),
+            url,
+            lookup: None,
             cmd: None,
             sub: None,
             cmd_ready: false,
@@ -107,11 +125,71 @@ impl Redis {
             backoff: redis_conn::BACKOFF_FIRST,
             failures: 0,
             last_error: None,
+            auth_failed: false,
         }
     }
 
     pub fn is_up(&self) -> bool {
         self.cmd_ready && self.sub_ready
+    }
+}
+
+/// What `/stats` ("state") and `/metrics` (`pushwire_backplane_state`)
+/// say the backplane is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No `--redis`: channels live in this process.
+    Memory,
+    /// Connected, logged in and subscribed.
+    Up,
+    /// Looking up the Redis host's name.
+    Resolving,
+    /// Connecting and logging in.
+    Connecting,
+    /// Waiting for the next attempt after a failure.
+    Down,
+    /// Redis refused the credentials of `--redis` (or wants some it lacks):
+    /// shown until a login succeeds, even while the next attempt runs, so
+    /// the operator sees why rather than "connecting".
+    AuthFailed,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Memory,
+        State::Up,
+        State::Resolving,
+        State::Connecting,
+        State::Down,
+        State::AuthFailed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Memory => "memory",
+            State::Up => "up",
+            State::Resolving => "resolving",
+            State::Connecting => "connecting",
+            State::Down => "down",
+            State::AuthFailed => "auth_failed",
+        }
+    }
+
+    /// Can channels be used?
+    pub fn is_up(self) -> bool {
+        matches!(self, State::Memory | State::Up)
+    }
+}
+
+/// The backplane's state now.
+pub fn state(app: &App) -> State {
+    match &app.redis {
+        None => State::Memory,
+        Some(r) if r.is_up() => State::Up,
+        Some(r) if r.auth_failed => State::AuthFailed,
+        Some(r) if r.lookup.is_some() => State::Resolving,
+        Some(r) if r.cmd.is_some() || r.sub.is_some() => State::Connecting,
+        Some(_) => State::Down,
     }
 }
 
@@ -231,6 +309,7 @@ pub fn publish(
         data: Arc::from(data),
         quiet,
         waiter,
+        accepted: io.now(),
     };
     if redis_conn::command(app, io, &args, pending) {
         // The channel's slot stays while the reply is awaited.
@@ -339,7 +418,7 @@ pub fn announced(app: &mut App, io: &mut Io, payload: &[u8]) {
     }
     let last = c.last_id;
     match app.hub.append_with_id(ch, id, Arc::from(data), quiet) {
-        Some(m) => channels::deliver(app, io, ch, m),
+        Some(m) => channels::deliver(app, io, ch, m, io.now()),
         // A gap: something was missed (a reconnect, a race with a sync);
         // the stream has it.
         None if id > last + 1 => sync(app, io, ch),
@@ -356,6 +435,7 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
             data,
             quiet,
             waiter,
+            accepted,
         } => {
             let c = app.hub.get_mut(ch);
             c.pending = c.pending.saturating_sub(1);
@@ -372,7 +452,7 @@ pub fn replied(app: &mut App, io: &mut Io, pending: Pending, v: Value) {
                     let c = app.hub.get(ch);
                     if c.synced && !c.syncing {
                         if let Some(m) = app.hub.append_with_id(ch, *id as u64, data, quiet) {
-                            channels::deliver(app, io, ch, m);
+                            channels::deliver(app, io, ch, m, accepted);
                         }
                     }
                 }
@@ -418,8 +498,9 @@ fn apply_sync(app: &mut App, io: &mut Io, ch: usize, v: &Value) {
         return;
     };
     let fresh = app.hub.sync_from(ch, last_id, log);
+    let now = io.now();
     for m in fresh {
-        channels::deliver(app, io, ch, m);
+        channels::deliver(app, io, ch, m, now);
     }
     let mut resumed = false;
     for id in std::mem::take(&mut app.hub.get_mut(ch).waiting) {
@@ -475,14 +556,25 @@ pub fn backplane_deadline(app: &mut App, io: &mut Io, id: ConnId) {
     }
 }
 
-/// The backplane's part of `/stats`.
+/// The backplane's part of `/stats`: in memory `{"kind":"memory",
+/// "up":true}` as always; with `--redis` also `url` with the password as
+/// `***`, `addr` the address in use (a name's last answer), `state` one
+/// of `State`'s names, `last_error` the operator's sentence.
 pub fn stats_json(app: &App) -> String {
+    let state = state(app).name();
     match &app.redis {
         None => "{\"kind\":\"memory\",\"up\":true}".into(),
         Some(r) => {
-            let mut s = format!(
-                "{{\"kind\":\"redis\",\"addr\":\"{}\",\"up\":{},\"pending\":{},\"failures\":{},\"last_error\":",
-                r.addr,
+            let mut s = String::from("{\"kind\":\"redis\",\"url\":");
+            crate::wire::json::push_str(&mut s, &r.url.display_redacted());
+            s.push_str(",\"addr\":");
+            match r.addr {
+                Some(a) => crate::wire::json::push_str(&mut s, &a.to_string()),
+                None => s.push_str("null"),
+            }
+            let _ = write!(
+                s,
+                ",\"up\":{},\"state\":\"{state}\",\"pending\":{},\"failures\":{},\"last_error\":",
                 r.is_up(),
                 r.pending.len(),
                 r.failures

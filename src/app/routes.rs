@@ -24,6 +24,8 @@ pub enum Route<'a> {
     WebhookDeliveries(Cow<'a, str>),
     WebhookReceiver,
     Stats,
+    /// `/metrics`: `/stats` for Prometheus.
+    Metrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,7 @@ pub fn resolve(path: &str) -> Result<Route<'_>, RouteError> {
         "/webhooks" => Route::Webhooks,
         "/webhook-receiver" => Route::WebhookReceiver,
         "/stats" => Route::Stats,
+        "/metrics" => Route::Metrics,
         _ => {
             let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -133,6 +136,8 @@ mod tests {
     fn fixed_paths() {
         assert_eq!(resolve("/"), Ok(Route::Index));
         assert_eq!(resolve("/checkstatus"), Ok(Route::CheckStatus));
+        assert_eq!(resolve("/metrics"), Ok(Route::Metrics));
+        assert_eq!(Route::Metrics.allow(), "GET, HEAD, OPTIONS");
         assert_eq!(resolve("/nope"), Err(RouteError::NotFound));
         assert_eq!(resolve("/submit/"), Err(RouteError::NotFound));
     }

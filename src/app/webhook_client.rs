@@ -15,15 +15,27 @@
 //! ```
 //!
 //! At most `--max-deliveries` attempts are on the wire at once; more wait in
-//! a queue (100 times that, then they fail at once, recorded). The host is
-//! an IP literal or localhost (no DNS), and the 10 s limit is a deadline of
-//! the loop.
+//! a queue (100 times that, then they fail at once, recorded). The 10 s
+//! limit of an attempt is a deadline of the loop.
+//!
+//! A host that is a DNS name (allowed only because `--webhook-allow` names
+//! it) is looked up before each attempt, off the loop (`lookup.rs`; an
+//! answer is reused for `net::resolve::CACHE_TTL`, 10 s). The attempt waits
+//! for the answer (at most 5 s), then connects to the first address that
+//! is not this server's own, within what is left of its 10 s:
+//!
+//! ```text
+//!  attempt ─┬─ IP literal / localhost ───────────────────────► connect
+//!           └─ DNS name ─► lookup ─► answered: drop own addresses ─► connect
+//!                           └─ failed / timed out (5 s): a failed attempt, retried
+//! ```
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::conn::{ClientBody, ClientConn, Kind, Session, Wait};
-use super::{set_wait, App, Io, Timer};
+use super::{lookup, set_wait, webhooks, App, Io, Timer};
 use crate::net::{CloseReason, ConnId, Step};
 use crate::webhooks::{Attempt, BACKOFF_S};
 use crate::wire::chunked::ChunkedDecoder;
@@ -76,16 +88,20 @@ pub fn retry(app: &mut App, io: &mut Io, seq: u64) {
     }
 }
 
-/// The deliveries whose attempt is on the wire now.
-pub fn deliveries_in_flight(io: &Io) -> Vec<u64> {
+/// The deliveries whose attempt is under way now: on the wire, or waiting
+/// for the lookup of its host.
+pub fn deliveries_in_flight(app: &App, io: &Io) -> Vec<u64> {
     io.iter()
         .filter_map(|c| match &c.state.kind {
             Kind::Client(cc) => Some(cc.delivery),
             _ => None,
         })
+        .chain(app.lookups.webhook_deliveries())
         .collect()
 }
 
+/// Starts an attempt: checks that it may be sent, then connects, at once
+/// for an address, after a lookup for a DNS name (`resolved`).
 fn start_attempt(app: &mut App, io: &mut Io, seq: u64) {
     let Some(d) = app.webhooks.deliveries.get(&seq) else {
         return;
@@ -100,6 +116,69 @@ fn start_attempt(app: &mut App, io: &mut Io, seq: u64) {
         let error = Err("the destination is not allowed".into());
         return finished(app, io, seq, error, 0, true);
     }
+    let deadline = io.now() + ATTEMPT_TIMEOUT;
+    if let Some(addr) = h.url.socket_addr() {
+        return connect_attempt(app, io, seq, addr, deadline);
+    }
+    let (host, port) = (h.url.host.clone(), h.url.port);
+    let asker = lookup::For::Webhook { seq, deadline };
+    if let Err(e) = lookup::ask(app, io, asker, &host, port, false) {
+        let error = Err(format!("cannot look up {host}: {e}"));
+        finished(app, io, seq, error, 0, false);
+    }
+}
+
+/// The answer to the lookup of a webhook's host: connect to the first
+/// address that is not this server's own (API.md section 4), or record the
+/// attempt as failed (a failed lookup is retried like a refused connect).
+pub fn resolved(
+    app: &mut App,
+    io: &mut Io,
+    seq: u64,
+    deadline: Instant,
+    host: &str,
+    result: std::io::Result<Vec<SocketAddr>>,
+) {
+    let addrs = match result {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            let error = Err(format!("could not resolve {host}: {e}"));
+            return finished(app, io, seq, error, 0, false);
+        }
+    };
+    // An address that is not this server's own, if the name has one;
+    // otherwise `connect_attempt` refuses the first (unless the target is
+    // the built-in receiver).
+    let own = |a: &SocketAddr| webhooks::is_own_address(io, *a);
+    let Some(&addr) = addrs.iter().find(|a| !own(a)).or(addrs.first()) else {
+        let error = Err(format!("{host} has no addresses"));
+        return finished(app, io, seq, error, 0, false);
+    };
+    app.trace.lookup(
+        host,
+        addr.port(),
+        format_args!("using {addr} for webhook delivery {seq}"),
+    );
+    connect_attempt(app, io, seq, addr, deadline);
+}
+
+/// Connects to `addr` and queues the request; the attempt must be done by
+/// `deadline`. The delivery may have gone while its host was looked up
+/// (its webhook deleted): then the attempt just ends.
+fn connect_attempt(app: &mut App, io: &mut Io, seq: u64, addr: SocketAddr, deadline: Instant) {
+    let Some(d) = app.webhooks.deliveries.get(&seq) else {
+        return finished(
+            app,
+            io,
+            seq,
+            Err("the delivery was cancelled".into()),
+            0,
+            true,
+        );
+    };
+    let Some(h) = app.webhooks.hooks.get(&d.webhook) else {
+        return finished(app, io, seq, Err("the webhook was deleted".into()), 0, true);
+    };
     let mut request = Vec::with_capacity(d.body.len() + 512);
     let host = if h.url.port == 80 {
         h.url.host.clone()
@@ -127,13 +206,9 @@ fn start_attempt(app: &mut App, io: &mut Io, seq: u64) {
     );
     let head_len = request.len();
     request.extend_from_slice(&d.body);
-    let Some(addr) = h.url.socket_addr() else {
-        let error = Err("the destination's name is not resolved".into());
-        return finished(app, io, seq, error, 0, false);
-    };
-    if super::webhooks::is_own_address(io, addr)
-        && h.url.target.split('?').next() != Some("/webhook-receiver")
-    {
+    // Never this server itself (API.md section 4), but for its built-in
+    // receiver: a delivery there publishes nothing, so it cannot loop.
+    if webhooks::is_own_address(io, addr) && !webhooks::is_receiver_path(&h.url.target) {
         let error = Err("the destination is this server itself".into());
         return finished(app, io, seq, error, 0, true);
     }
@@ -156,7 +231,8 @@ fn start_attempt(app: &mut App, io: &mut Io, seq: u64) {
     };
     io.send(id, &request);
     app.trace.http_head(io.peer(id), "<-", &request[..head_len]);
-    set_wait(io, id, Wait::Client, Some(ATTEMPT_TIMEOUT));
+    let left = deadline.saturating_duration_since(io.now());
+    set_wait(io, id, Wait::Client, Some(left));
 }
 
 /// The connect finished: the request (already queued) leaves now.
@@ -327,6 +403,14 @@ fn finished(
     let last_try = d.attempt as usize > BACKOFF_S.len();
     let is_final = no_retry || outcome.is_ok() || last_try;
     let (hook, attempt) = (d.webhook, d.attempt);
+    // `/metrics`: pushwire_webhook_deliveries_total{outcome} and
+    // pushwire_webhook_retries_total.
+    let counts = &mut app.stats.webhooks;
+    match (is_final, outcome.is_ok()) {
+        (true, true) => counts.delivered += 1,
+        (true, false) => counts.failed += 1,
+        (false, _) => counts.retried += 1,
+    }
     let record = Attempt {
         delivery: d.uid.clone(),
         event: d.event,

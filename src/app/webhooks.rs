@@ -3,7 +3,7 @@
 //! themselves are sent by `webhook_client.rs`.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 
 use super::http::{self, Ctx};
@@ -111,21 +111,56 @@ pub fn checked_url(app: &App, io: &Io, text: &str) -> Result<url::Url, String> {
 /// The built-in receiver is the one target on this server a webhook may
 /// name: a sink that publishes nothing and fires no event, which the demo
 /// page uses as both ends of a delivery.
-fn is_receiver_path(target: &str) -> bool {
+pub fn is_receiver_path(target: &str) -> bool {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     path == "/webhook-receiver"
 }
 
-/// Is `addr` this server's own listening socket? Its port on a loopback
-/// address, or its bound address (any address when bound to 0.0.0.0 or
-/// [::], for which only loopback and the unspecified address are known to
-/// be ours).
+/// Is `addr` this server's own listening socket? API.md section 4: a
+/// webhook must not name the server itself (a delivery that publishes
+/// would call the server again, and again). Own means its port, on a
+/// loopback address or the address it is bound to; bound to every address
+/// (`0.0.0.0`, `::`), its port on any address of this host, which the
+/// kernel tells without sending anything (`is_local_ip`). `0.0.0.0` and
+/// `::` themselves reach this host when connected to, so they count too.
+///
+/// Used at registration for literal URLs, and before each attempt for the
+/// address connected to (a DNS name's answer included).
 pub fn is_own_address(io: &Io, addr: SocketAddr) -> bool {
     let own = io.local_addr();
     if addr.port() != own.port() {
         return false;
     }
-    addr.ip() == own.ip() || addr.ip().is_loopback() || addr.ip().is_unspecified()
+    let ip = canonical(addr.ip());
+    let bound = canonical(own.ip());
+    ip == bound
+        || ip.is_loopback()
+        || ip.is_unspecified()
+        || (bound.is_unspecified() && is_local_ip(ip))
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it
+/// reaches.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Is `ip` an address of this host? A UDP socket "connected" to it (which
+/// sends nothing: it only picks a route) gets `ip` itself as its source
+/// exactly when the route is the host's own (the `local` routing table).
+/// Any error means "not known to be ours".
+fn is_local_ip(ip: IpAddr) -> bool {
+    let any: SocketAddr = match ip {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let Ok(sock) = UdpSocket::bind(any) else {
+        return false;
+    };
+    sock.connect((ip, 9)).is_ok() && sock.local_addr().is_ok_and(|l| canonical(l.ip()) == ip)
 }
 
 /// `POST /submit?callback=URL`: a one-shot webhook for one job.
@@ -181,7 +216,7 @@ pub fn delete(
             "a webhook id is wh: followed by a number",
         );
     };
-    let in_flight = webhook_client::deliveries_in_flight(io);
+    let in_flight = webhook_client::deliveries_in_flight(app, io);
     if app.webhooks.delete(hook, &in_flight) {
         http::respond_full(app, io, id, ctx, 204, None, &[], b"");
     } else {

@@ -8,7 +8,7 @@
 //!            │                                                                 │
 //!   token 0: listener ── accept until WouldBlock ── Conn in the slab           │
 //!                        └► App::accepted                                      │
-//!   token 1: waker ───── drain the inbox ─► App::command                       │
+//!   token 1: waker ───── App::woken (lookups); drain the inbox ─► App::command │
 //!   token k+2: conn k ─┬ writable: connect outcome ─► App::connected; flush    │
 //!                      └ readable: read until WouldBlock ─► App::input, unit   │
 //!                        by unit (a request, a frame), until it needs more     │
@@ -20,6 +20,11 @@
 //! `WouldBlock`, waits are deadlines in `timer.rs`, and other threads reach
 //! the loop only through the waker. Writable interest is registered only
 //! while a connection has output the kernel did not take yet.
+//!
+//! Output can be stamped (`Io::stamp`): when a flush writes the last byte
+//! of a stamped chunk, the application hears the stamp and the time
+//! (`App::stamp_written`), which is how publish-to-socket latency is
+//! measured without the loop knowing what a message is.
 //!
 //! Connections are named by [`ConnId`] handles that cannot go stale (see
 //! `conn.rs`). The application is told about a connection's end (`stopped`
@@ -134,6 +139,14 @@ pub trait App: Sized {
     fn timer(&mut self, io: &mut Io<Self>, t: Self::Timer);
     /// Another thread sent work.
     fn command(&mut self, io: &mut Io<Self>, cmd: Self::Command);
+    /// The waker fired (before the inbox is drained): helpers that hand
+    /// results back through it (the name resolver, `resolve.rs`) have
+    /// something to take. Spurious calls are harmless.
+    fn woken(&mut self, _io: &mut Io<Self>) {}
+    /// A chunk stamped with `Io::stamp` had its last byte written to its
+    /// socket; `now` was read once for the flush that wrote it. Called
+    /// from inside the flush, so it gets no `Io`: it may only count.
+    fn stamp_written(&mut self, _at: Instant, _now: Instant) {}
 }
 
 /// What the loop itself needs to know (the rest of the configuration is the
@@ -377,6 +390,15 @@ impl<A: App> Io<A> {
         }
         self.mark_dirty(id);
         true
+    }
+
+    /// Stamps the output queued so far on `id` with `at`: when its last
+    /// byte is written to the socket, `App::stamp_written` hears of it
+    /// (see `out::OutQueue::stamp`). Costs no allocation.
+    pub fn stamp(&mut self, id: ConnId, at: Instant) {
+        if let Some(c) = self.get_mut(id) {
+            c.out.stamp(at);
+        }
     }
 
     /// Marks the connection as over its output limit: cut at the next flush
@@ -677,7 +699,11 @@ impl<A: App> Reactor<A> {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.guarded(None, |r| r.accept()),
-                    WAKER => self.guarded(None, |r| r.drain_inbox()),
+                    WAKER => self.guarded(None, |r| {
+                        r.app.woken(&mut r.io);
+                        r.settle();
+                        r.drain_inbox();
+                    }),
                     Token(t) => {
                         let key = t - FIRST_CONN;
                         let Some(c) = self.io.conns.get(key) else {
@@ -1063,7 +1089,8 @@ impl<A: App> Reactor<A> {
             c.slow = false;
             self.app.overflow(&mut self.io, id);
             if let Some(c) = self.io.get_mut(id) {
-                let _ = c.out.flush_to(&mut c.stream);
+                let app = &mut self.app;
+                let _ = c.out.flush_to(&mut c.stream, stamp_reporter(app));
             }
             self.io.close_now(id, CloseReason::Slow);
             return;
@@ -1072,7 +1099,8 @@ impl<A: App> Reactor<A> {
             return; // the request leaves once the connect completes
         }
         let before = c.out.len();
-        match c.out.flush_to(&mut c.stream) {
+        let app = &mut self.app;
+        match c.out.flush_to(&mut c.stream, stamp_reporter(app)) {
             Ok(n) => self.io.stats.bytes_out += n as u64,
             Err(e) => {
                 log::debug!("{}: write error: {e}", c.peer);
@@ -1219,6 +1247,18 @@ fn raise_backlog(listener: &TcpListener, backlog: u32) -> io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn raise_backlog(_listener: &TcpListener, _backlog: u32) -> io::Result<()> {
     Ok(())
+}
+
+/// What a flush does with the stamp of a chunk whose last byte it wrote:
+/// tells the application, with the time read once per flush (lazily: a
+/// flush that completes no stamped chunk reads no clock), right after the
+/// write that handed the bytes to the kernel.
+fn stamp_reporter<A: App>(app: &mut A) -> impl FnMut(Instant) + '_ {
+    let mut now = None;
+    move |at| {
+        let now = *now.get_or_insert_with(Instant::now);
+        app.stamp_written(at, now);
+    }
 }
 
 /// Has a non-blocking connect finished? `Ok(false)`: not yet (a spurious

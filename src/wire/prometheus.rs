@@ -47,10 +47,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// The `Content-Type` of an answer in this format (the spec, "Basic
-/// info"). Prometheus falls back to the newest text format when `version`
-/// is missing, so it is spelled out.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The `Content-Type` of an answer in this format, exactly as API.md
+/// section 5 and the spec's "Basic info" write it. Prometheus falls back
+/// to the newest text format when `version` is missing, so it is spelled
+/// out; the format is UTF-8 by definition, so no `charset` is needed.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 /// The metric types of a `# TYPE` line that pushwire writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,12 +27,23 @@ pub struct Server {
 impl Server {
     /// Starts the server with `args` appended to `--addr 127.0.0.1:0`.
     pub fn start(args: &[&str]) -> Server {
+        Server::spawn(args, Stdio::inherit())
+    }
+
+    /// `start`, with the server's stderr (its log, `--trace`) written to
+    /// the file `stderr` for the test to read.
+    pub fn start_logged(args: &[&str], stderr: &std::path::Path) -> Server {
+        let file = std::fs::File::create(stderr).expect("create the stderr file");
+        Server::spawn(args, Stdio::from(file))
+    }
+
+    fn spawn(args: &[&str], stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pushwire"))
             .arg("--addr")
             .arg("127.0.0.1:0")
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn pushwire");
         let stdout = child.stdout.take().expect("stdout");
@@ -285,12 +296,23 @@ pub struct RedisServer {
     pub port: u16,
     pub dir: std::path::PathBuf,
     child: Option<Child>,
+    /// Extra configuration lines given as `--name value ...` arguments.
+    extra: Vec<String>,
+    /// The `default` user's password (`--requirepass`), if any.
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// Starts one and waits until it answers `PING`. Panics with a clear
     /// message when `redis-server` is not installed.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[], None)
+    }
+
+    /// `start` with extra `redis-server` arguments (configuration lines,
+    /// e.g. `["--user", "alice", "on", ">pw", "~*", "&*", "+@all"]`), and
+    /// with `password` required of the `default` user (`--requirepass`).
+    pub fn start_with(extra: &[&str], password: Option<&str>) -> RedisServer {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -307,6 +329,8 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            password: password.map(str::to_string),
         };
         r.spawn();
         r
@@ -364,6 +388,12 @@ impl RedisServer {
             .arg("--logfile")
             .arg(&log)
             .args(["--daemonize", "no"])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--requirepass".to_string(), p.clone()]),
+            )
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -392,15 +422,74 @@ impl RedisServer {
 
     /// True when the server answers `PING` with `+PONG` (not `-LOADING`).
     pub fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
-            return false;
+        self.command(&["PING"])
+            .is_some_and(|reply| reply.starts_with(b"+PONG"))
+    }
+
+    /// Sends one command (after `AUTH` with the default user's password,
+    /// when there is one) on a fresh connection and returns the raw bytes
+    /// of its reply (one read: enough for the short replies tests need).
+    pub fn command(&self, args: &[&str]) -> Option<Vec<u8>> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut buf = [0u8; 4096];
+        if let Some(pw) = &self.password {
+            s.write_all(&resp_command(&["AUTH", pw])).ok()?;
+            let n = s.read(&mut buf).ok()?;
+            if !buf[..n].starts_with(b"+OK") {
+                return None;
+            }
         }
-        let mut buf = [0u8; 64];
-        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+        s.write_all(&resp_command(args)).ok()?;
+        // Until the reply is complete: one line, or a bulk string's length
+        // line and that many bytes (arrays are not needed by the tests).
+        let mut reply = Vec::new();
+        loop {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                return Some(reply);
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let Some(eol) = find(&reply, b"\r\n") else {
+                continue;
+            };
+            if reply[0] != b'$' {
+                return Some(reply);
+            }
+            let len: i64 = std::str::from_utf8(&reply[1..eol]).ok()?.parse().ok()?;
+            if len < 0 || reply.len() >= eol + 2 + len as usize + 2 {
+                return Some(reply);
+            }
+        }
+    }
+
+    /// A value of `INFO`: e.g. `info("total_connections_received")`.
+    pub fn info(&self, field: &str) -> Option<String> {
+        let reply = self.command(&["INFO", "everything"])?;
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        text.lines().find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
+    }
+}
+
+/// A command as a RESP array of bulk strings.
+pub fn resp_command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+impl RedisServer {
+    /// `redis://:PASSWORD@127.0.0.1:PORT` (or `url()` without a password).
+    pub fn url_with_password(&self) -> String {
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        }
     }
 }
 

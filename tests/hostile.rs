@@ -3089,92 +3089,126 @@ fn replay_amplification(a: ReplayAttack) {
     }
     let worst_stalled = canary.check(&format!("{what}, while the non-readers were served"));
 
-    // The readers next: one connection's replay is refilled once a turn,
-    // so however fast a reader takes it, others are served meanwhile,
-    // within the usual bound.
-    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    // The readers next, each on a thread that counts what it got. Once
+    // the first message is in, a message is published (during the replay)
+    // and another connection asks GET /stats: one connection's replay is
+    // refilled once a turn, so the answer comes while the reader is still
+    // early in the replay, however fast it reads; a loop that fed it the
+    // whole replay in one go would answer when it is near the end. Counted
+    // in messages, not milliseconds, so a loaded machine does not matter.
+    let canary = Canary::start_with_limit(addr, CanaryHttp::Fresh, Duration::from_secs(2));
+    let mut control = connect(addr);
     let mut live_id = a.count;
+    let mut during_replay = |what: &str, got: &AtomicU64, data: &[u8]| {
+        let ok = wait_for(Duration::from_secs(10), || {
+            (got.load(Ordering::Relaxed) >= 1).then_some(())
+        });
+        assert!(ok.is_some(), "{what}: no first message");
+        let r = ask_on(&mut publisher, addr, "POST", "/channels/replay", &[], data);
+        assert_eq!(r.status, 201);
+        let t = Instant::now();
+        stats_on(&mut control, addr);
+        let at = got.load(Ordering::Relaxed);
+        eprintln!(
+            "{what}: GET /stats answered in {:?}, the reader at message {at} of {}",
+            t.elapsed(),
+            a.count
+        );
+        at
+    };
+    let (count, size) = (a.count, a.size);
     if a.read_sse {
         // A reader on SSE: 1..=count, then the message published meanwhile.
         let t = Instant::now();
         let mut sse = BulkSse::open(addr, "/channels/replay/events", 0);
-        let mut next = || {
-            sse.next()
-                .unwrap_or_else(|| panic!("{what}: the SSE replay ended"))
-        };
-        for want in 1..=a.count {
-            let (event, id, data) = next();
-            let tag = format!("{want:05} ");
-            assert!(
-                event == "message"
-                    && id == Some(want)
-                    && data.len() == a.size
-                    && data.starts_with(tag.as_bytes()),
-                "{what}: SSE replay message {want}: {event} {id:?}, {} bytes starting {:?}",
-                data.len(),
-                String::from_utf8_lossy(&data[..data.len().min(20)])
-            );
-            if want == 1 {
-                let r = ask_on(
-                    &mut publisher,
-                    addr,
-                    "POST",
-                    "/channels/replay",
-                    &[],
-                    b"live during SSE",
-                );
-                assert_eq!(r.status, 201);
+        let got = Arc::new(AtomicU64::new(0));
+        let g = got.clone();
+        let reader = thread::spawn(move || -> Result<(), String> {
+            for want in 1..=count {
+                let (event, id, data) = sse.next().ok_or(format!("ended before {want}"))?;
+                let tag = format!("{want:05} ");
+                if event != "message"
+                    || id != Some(want)
+                    || data.len() != size
+                    || !data.starts_with(tag.as_bytes())
+                {
+                    return Err(format!(
+                        "message {want}: {event} {id:?}, {} bytes starting {:?}",
+                        data.len(),
+                        String::from_utf8_lossy(&data[..data.len().min(20)])
+                    ));
+                }
+                g.store(want, Ordering::Relaxed);
             }
-        }
+            let live = sse.next();
+            if live
+                != Some((
+                    "message".into(),
+                    Some(count + 1),
+                    b"live during SSE".to_vec(),
+                ))
+            {
+                return Err(format!("after the replay: {live:?}"));
+            }
+            sse.s
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            match sse.next() {
+                None => Ok(()),
+                Some(e) => Err(format!("an event after the live one: {e:?}")),
+            }
+        });
+        let at = during_replay(what, &got, b"live during SSE");
+        let res = reader.join().unwrap();
+        assert_eq!(res, Ok(()), "{what}: the SSE reader");
         live_id += 1;
-        assert_eq!(
-            next(),
-            ("message".into(), Some(live_id), b"live during SSE".to_vec())
+        assert!(
+            at < count / 2,
+            "{what}: another client's request was answered only when the SSE reader had {at} \
+             of the {count} replayed messages"
         );
-        sse.s
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        assert_eq!(sse.next(), None, "{what}: an SSE event after the live one");
         eprintln!("{what}: SSE reader done in {:?}", t.elapsed());
     }
 
-    // A reader on WebSocket: the history, then the one published meanwhile.
+    // A reader on WebSocket: the history, then the one(s) published meanwhile.
     let t = Instant::now();
     let mut ws = RawWs::open(addr, "/channels/replay/ws?after=0");
-    let next = |ws: &mut RawWs| match ws.next_frame() {
-        Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => p,
-        other => panic!(
-            "{what}: WebSocket replay: {:?}",
-            other.map(|o| o.map(|f| f.0))
-        ),
-    };
-    for want in 1..=a.count {
-        let p = next(&mut ws);
-        check_ws_message(&p, want, &format!("{want:05}"), a.size, escaped)
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        if want == 1 {
-            let r = ask_on(
-                &mut publisher,
-                addr,
-                "POST",
-                "/channels/replay",
-                &[],
-                b"live during WS",
-            );
-            assert_eq!(r.status, 201);
+    let got = Arc::new(AtomicU64::new(0));
+    let g = got.clone();
+    let read_sse = a.read_sse;
+    let reader = thread::spawn(move || -> Result<(), String> {
+        let mut next = || match ws.next_frame() {
+            Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => Ok(p),
+            other => Err(format!("{:?}", other.map(|o| o.map(|f| f.0)))),
+        };
+        for want in 1..=count {
+            let p = next()?;
+            check_ws_message(&p, want, &format!("{want:05}"), size, escaped)?;
+            g.store(want, Ordering::Relaxed);
         }
-    }
-    let live = |id: u64, text: &str| format!("{{\"id\":{id},\"data\":\"{text}\"}}").into_bytes();
-    if a.read_sse {
-        assert_eq!(next(&mut ws), live(live_id, "live during SSE"));
-    }
-    assert_eq!(next(&mut ws), live(live_id + 1, "live during WS"));
-    ws.s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    match ws.next_frame() {
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-        other => panic!("{what}: after the replay and the live message: {other:?}"),
-    }
+        let live =
+            |id: u64, text: &str| format!("{{\"id\":{id},\"data\":\"{text}\"}}").into_bytes();
+        if read_sse && next()? != live(live_id, "live during SSE") {
+            return Err("the message published during the SSE replay".into());
+        }
+        if next()? != live(live_id + 1, "live during WS") {
+            return Err("the message published during the WebSocket replay".into());
+        }
+        ws.s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        match ws.next_frame() {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(()),
+            other => Err(format!("after the replay and the live message: {other:?}")),
+        }
+    });
+    let at = during_replay(what, &got, b"live during WS");
+    let res = reader.join().unwrap();
+    assert_eq!(res, Ok(()), "{what}: the WebSocket reader");
+    assert!(
+        at < count / 2,
+        "{what}: another client's request was answered only when the WebSocket reader had \
+         {at} of the {count} replayed messages"
+    );
     eprintln!("{what}: WebSocket reader done in {:?}", t.elapsed());
 
     let peak = watch.stop();

@@ -11,7 +11,9 @@
 #     prints must match the lines the page shows under it;
 #   * a `target/release/pushwire ...` line starts a fresh server with the
 #     flags shown (this script starts it, so it can watch it), and its
-#     stderr (`--trace`) is kept;
+#     stderr (`--trace`) is kept; it gets the variables the page's
+#     `export NAME=VALUE` lines set; `target/release/pushwire token ...`
+#     runs in the page's shell like any other command;
 #   * a block after `<!-- check view -->` must appear in what the page's
 #     commands printed, `<!-- check trace [PORT] -->` in that server's trace,
 #     `<!-- check bytes -->` in the bytes docs/tools/wire.py sent or received
@@ -30,7 +32,12 @@
 # ports (5 digits), webhook secrets, signatures and delivery ids may differ,
 # but consistently: the same value in the page must be the same value in
 # the run (so a signature shown must be the one the server computed for the
-# secret shown); curl's version in `User-Agent`; in tshark output, frame
+# secret shown); an access token's `exp` (a time, 10 digits) may differ,
+# and with it the token's claims part and signature: a token is compared
+# part by part, its header exactly, its claims decoded and equal but for
+# `exp`, its signature (and an HMAC-SHA256 shown in hex) consistently and
+# one-to-one, and every token a page shows must verify with the
+# PUSHWIRE_TOKEN_SECRET the page shows; curl's version in `User-Agent`; in tshark output, frame
 # numbers, times and TSval/TSecr, and tshark's warning about running as
 # root is dropped. A line `...` stands for any number of lines; runs of
 # spaces count as one.
@@ -96,6 +103,7 @@ def report(ok, where, what, detail=""):
 
 DATE = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT"
 RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3})?Z"
+JWT = r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}"
 # (kind, regex with context; group "v" is the variable part)
 TOKENS = [
     ("time", r"\[t=\s*(?P<v>\d+\.\d+)s\]"),
@@ -114,6 +122,12 @@ TOKENS = [
     ("sig", r"^(?P<v>[0-9a-f]{40})$"),
     ("delivery", r"(?<=Delivery: )(?P<v>[0-9a-f]{8}-\d+)"),
     ("delivery", r"(?<=\"delivery\":\")(?P<v>[0-9a-f]{8}-\d+)"),
+    # access tokens (JWT, docs/access-control.md): whole, or one part alone
+    ("jwt", r"(?<![A-Za-z0-9_-])(?P<v>" + JWT + r")(?![A-Za-z0-9_-])"),
+    ("b64json", r"(?<![A-Za-z0-9_.-])(?P<v>eyJ[A-Za-z0-9_-]+)(?![A-Za-z0-9_.-])"),
+    ("jwtsig", r"^(?P<v>[A-Za-z0-9_-]{43})$"),
+    ("mac", r"^(?P<v>(?:[0-9a-f]{2} ){31}[0-9a-f]{2})$"),
+    ("exp", r"(?<=\"exp\":)(?P<v>\d{10})(?!\d)"),
 ]
 TSHARK_TOKENS = [
     ("any", r"^(?P<v>\s*\d+ +\d+\.\d+)(?= )"),      # frame number and time
@@ -126,7 +140,47 @@ TSHARK_TOKENS = [
 ]
 VALUE = {"time": r"\d+\.\d+", "any": r".+?", "port": r"\d{5}",
          "hexport": r"3\d ?3\d ?3\d ?3\d ?3\d", "secret": r"[0-9a-f]{32}",
-         "sig": r"[0-9a-f]{40}", "delivery": r"[0-9a-f]{8}-\d+"}
+         "sig": r"[0-9a-f]{40}", "delivery": r"[0-9a-f]{8}-\d+",
+         "jwt": JWT, "b64json": r"eyJ[A-Za-z0-9_-]+", "jwtsig": r"[A-Za-z0-9_-]{43}",
+         "mac": r"(?:[0-9a-f]{2} ){31}[0-9a-f]{2}", "exp": r"\d{10}"}
+
+def b64url(text):
+    """The bytes of unpadded base64url, or None."""
+    import base64, binascii
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+def bind(binds, doc, got, one_to_one=False):
+    """`binds` with doc -> got, or None if doc is bound to something else
+    (or, one to one, got to another doc value)."""
+    if doc in binds:
+        return binds if binds[doc] == got else None
+    if one_to_one and any(v == got for k, v in binds.items() if k != doc):
+        return None
+    new = dict(binds)
+    new[doc] = got
+    return new
+
+def match_token(kind, doc, got, binds):
+    """New bindings if an access token (or one of its parts) in the run
+    matches the page's: the header exactly, the claims decoded and equal
+    but for `exp`, the signature consistently and one to one."""
+    if kind == "jwt":
+        for k, d, g in zip(("b64json", "b64json", "jwtsig"), doc.split("."), got.split(".")):
+            binds = match_token(k, d, g, binds)
+            if binds is None:
+                return None
+        return bind(binds, doc, got, True)
+    if kind == "b64json":
+        d, g = b64url(doc), b64url(got)
+        if d is None or g is None:
+            return binds if doc == got else None
+        return match_line(d.decode("latin-1"), g.decode("latin-1"), binds)
+    if kind in ("jwtsig", "mac"):
+        return bind(binds, doc, got, True)
+    return bind(binds, doc, got)        # exp: two tokens may share one
 
 def trim(lines):
     """Without leading and trailing blank lines."""
@@ -171,10 +225,19 @@ def match_line(doc_line, actual, binds, tshark=False):
     m = rx.fullmatch(actual)
     if not m:
         return None
+    return bind_groups(kinds, m.groups(), binds)
+
+def bind_groups(kinds, groups, binds):
+    """New bindings if each variable part of a match (`groups`) agrees with
+    the page's value of its kind, else None."""
     new = None
-    for (kind, doc_value), got in zip(kinds, m.groups()):
+    for (kind, doc_value), got in zip(kinds, groups):
         if kind == "time":
             if abs(float(doc_value) - float(got)) > TOLERANCE:
+                return None
+        elif kind in ("jwt", "b64json", "jwtsig", "mac", "exp"):
+            new = match_token(kind, doc_value, got, binds if new is None else new)
+            if new is None:
                 return None
         elif kind in ("port", "hexport", "secret", "sig", "delivery"):
             if kind == "hexport":       # compare as the port it spells
@@ -297,6 +360,7 @@ class Page:
         self.outputs = []       # every line the page's commands printed
         self.traces = {}        # doc port -> [trace file of each server started there]
         self.shell = None
+        self.env = {}           # what the page's `export NAME=VALUE` lines set
         self.wirelog = os.path.join(self.dir, "wire.log")
 
     # substitutions between the page's world and this run's
@@ -393,7 +457,8 @@ class Page:
         args = [self.to_run(a) for a in args]
         trace = os.path.join(self.dir, trace_name or "server-%s-%d.log" % (doc_port, len(servers)))
         proc = subprocess.Popen([BIN, "--addr", "127.0.0.1:" + self.ports.get(doc_port, doc_port)] + args,
-                                stdout=subprocess.PIPE, stderr=open(trace, "w"), cwd=self.dir)
+                                stdout=subprocess.PIPE, stderr=open(trace, "w"), cwd=self.dir,
+                                env=dict(os.environ, **self.env))
         with lock:
             servers.append(proc)
         self.traces.setdefault(doc_port, []).append(trace)
@@ -428,7 +493,11 @@ class Page:
         for lineno, command, expected in cmds:
             where = "%s:%d" % (self.name, lineno)
             what = "$ " + (command if len(command) <= 70 else command[:67] + "...")
-            if re.match(r"^(target/release/pushwire|cargo run --release --)( |$)", command) and "--help" not in command:
+            m = re.match(r"^export ([A-Za-z_][A-Za-z0-9_]*)=(\S+)$", command)
+            if m:
+                self.env[m.group(1)] = shlex.split(m.group(2))[0]
+            if re.match(r"^(target/release/pushwire|cargo run --release --)( |$)(?!token( |$))", command) \
+                    and "--help" not in command:
                 actual = self.start_server(command)
             else:
                 if self.shell is None:
@@ -506,12 +575,8 @@ class Page:
                 if direction and d != direction:
                     continue
                 for m in rx.finditer(text):
-                    b, ok = dict(self.binds), True
-                    for (kind, doc_value), got in zip(kinds, m.groups()):
-                        if kind == "port":
-                            if b.setdefault(doc_value, got) != got:
-                                ok = False
-                    if ok:
+                    b = bind_groups(kinds, m.groups(), self.binds)
+                    if b is not None:
                         self.binds, found = b, True
                         break
                 if found:
@@ -531,6 +596,7 @@ class Page:
             if not have:
                 return report(None, self.name, "the whole page", "%s is not available" % tool)
         try:
+            self.check_tokens(text)
             blocks = self.blocks()
             for start, marker, lang, lines, prose in blocks:
                 if marker and marker.startswith("skip"):
@@ -546,6 +612,51 @@ class Page:
             report(False, self.name, "the check itself failed", traceback.format_exc())
         finally:
             self.stop()
+
+    def check_tokens(self, text):
+        """Every access token the page shows verifies with the secret the
+        page shows, and every part, claims set and HMAC it shows alone is
+        one of those tokens': what a reader recomputes from the page agrees
+        with the page."""
+        import base64, hmac, hashlib
+        tokens = sorted(set(re.findall(JWT, text)))
+        if not tokens:
+            return
+        m = re.search(r"PUSHWIRE_TOKEN_SECRET=(\S+)", text)
+        if not m:
+            return report(False, self.name, "tokens", "the page shows tokens but no PUSHWIRE_TOKEN_SECRET=")
+        secret = shlex.split(m.group(1))[0].encode()
+        problems = []
+        parts, claims, macs = set(), set(), set()
+        for t in tokens:
+            h, c, sig = t.split(".")
+            mac = hmac.new(secret, (h + "." + c).encode(), hashlib.sha256).digest()
+            if b64url(sig) != mac:
+                problems.append("not signed with the page's secret: " + t[:40] + "...")
+            parts |= {h, c, sig}
+            claims.add(b64url(c).decode("latin-1"))
+            macs.add(b64url(sig).hex(" "))
+        fenced = False
+        for line in text.split("\n"):
+            line = line.strip()
+            if line.startswith("```"):
+                fenced = not fenced
+                continue
+            if not fenced:
+                continue
+            for p in re.findall(r"(?<![A-Za-z0-9_.-])eyJ[A-Za-z0-9_-]+(?![A-Za-z0-9_.-])", line):
+                if p not in parts:
+                    problems.append("a part of no token on the page: " + p[:40])
+            if re.fullmatch(r"[A-Za-z0-9_-]{43}", line) and line not in parts:
+                problems.append("a signature of no token on the page: " + line)
+            if re.fullmatch(r"(?:[0-9a-f]{2} ){31}[0-9a-f]{2}", line) and line not in macs:
+                problems.append("an HMAC of no token on the page: " + line[:23] + " ...")
+            if line.startswith("{") and '"exp":' in line and line not in claims:
+                problems.append("claims of no token on the page: " + line[:60])
+        if problems:
+            report(False, self.name, "tokens", "\n".join(problems))
+        else:
+            report(True, self.name, "tokens (%d, signed with the page's secret)" % len(tokens))
 
     def stop(self):
         if self.shell is not None:

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """wire.py: a raw-socket client that prints every byte it sends and receives.
 
-usage: python3 docs/tools/wire.py SCENARIO [HOST:PORT] [--hex]
+usage: python3 docs/tools/wire.py SCENARIO [HOST:PORT] [ARG...] [--hex]
        python3 docs/tools/wire.py raw [HOST:PORT] TEXT [SECONDS]
        python3 docs/tools/wire.py get [HOST:PORT] PATH...
        python3 docs/tools/wire.py list
 
-SCENARIO is one walkthrough's session (`list` names them and the server
-flags each expects); it runs against HOST:PORT (default 127.0.0.1:8080).
+SCENARIO is one walkthrough's session (`list` names them, the server
+flags each expects and the arguments it takes); it runs against HOST:PORT
+(default 127.0.0.1:8080).
 `raw` sends TEXT (write `\\r\\n` for CR LF) on one connection and prints every
 read until the server closes or SECONDS (default 2) pass without a byte.
 `get` sends a GET for each PATH on one keep-alive connection and prints one
@@ -206,6 +207,7 @@ class Conn:
         self.brief = brief
         self.ws = False
         self.pending = b""      # received bytes not yet a whole frame
+        self.last_op = None     # the opcode of the last frame received
         self.reads = 0
         self.open = True
 
@@ -307,6 +309,7 @@ class Conn:
                 return
             fin, rsv, op, key, payload, n = f
             raw, self.pending = self.pending[:n], self.pending[n:]
+            self.last_op = op
             say("%s %s  %s" % (self.prefix("<-"), frame_hex(raw), describe_frame(fin, rsv, op, key, payload)))
 
 
@@ -577,6 +580,46 @@ def truncation(addr):
     ws.close()
 
 
+def token_claims(token):
+    """The claims of a JWT (RFC 7519): its second part, base64url without
+    padding, decoded. Read, not verified: only the server has the secret."""
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+@scenario("--token-secret SECRET (or PUSHWIRE_TOKEN_SECRET); args: TOKEN FRESH, both "
+          "allowed to subscribe and publish to news, TOKEN made with --ttl 4")
+def token_expiry(addr, token, fresh):
+    """docs/access-control.md: a WebSocket ended at its token's exp, resumed with a fresh token."""
+    global T0
+    # Start 2 s before the token's exp, so that every run shows the same
+    # times (a client reads exp the same way to plan its next token). exp
+    # is whole seconds: a token made with --ttl 4 has 3 to 4 s left.
+    time.sleep(max(0.0, token_claims(token)["exp"] - 2.0 - time.time()))
+    T0 = time.monotonic()
+    ws = connect(addr)
+    ws.upgrade("/channels/news/ws?access_token=" + token, key_of("token-expiry-001"))
+    pump(wait=2, done=answered(ws))
+    at(0.5)
+    ws.send_frame(0x1, "before exp", bytes.fromhex("1a2b3c4d"))
+    pump(wait=1, done=answered(ws))
+    pump(wait=4, done=lambda: ws.last_op == 0x8 or not ws.open)     # the server's close, at exp
+    if ws.open:
+        ws.send_frame(0x8, b"\x03\xf0", bytes.fromhex("1a2b3c4d"))   # 1008 back (RFC 6455 section 5.5.1)
+        pump(wait=3, done=closed(ws))
+    at(2.3)
+    p = connect(addr, "publisher", brief=True)
+    p.request("POST", "/channels/news", "while away", ("Authorization: Bearer " + fresh,), close=True)
+    pump(wait=2, done=closed(p))
+    at(2.5)
+    again = connect(addr)
+    again.upgrade("/channels/news/ws?after=1&access_token=" + fresh, key_of("token-expiry-002"))
+    pump(wait=2, done=lambda: again.last_op is not None)
+    at(2.8)
+    again.send_frame(0x8, b"\x03\xe8", bytes.fromhex("1a2b3c4d"))
+    pump(wait=3, done=closed(again))
+
+
 # ----- generic commands -------------------------------------------------------------
 
 def parse_addr(text):
@@ -649,9 +692,14 @@ def main(argv):
     if cmd == "get" and args:
         get(addr, args)
         return 0
-    if cmd in SCENARIOS and not args:
+    if cmd in SCENARIOS:
+        f = SCENARIOS[cmd][0]
+        if len(args) != f.__code__.co_argcount - 1:
+            print("%s takes %d argument(s) after HOST:PORT; see `list`" % (cmd, f.__code__.co_argcount - 1),
+                  file=sys.stderr)
+            return 2
         T0 = time.monotonic()
-        SCENARIOS[cmd][0](addr)
+        f(addr, *args)
         for c in CONNS:
             c.close()
         return 0

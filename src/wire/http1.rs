@@ -547,6 +547,7 @@ pub fn reason(status: u16) -> &'static str {
         202 => "Accepted",
         204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -963,5 +964,18 @@ mod tests {
             push_decimal(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn every_status_we_send_has_its_reason_phrase() {
+        // RFC 9110 section 15: 401 is "Unauthorized" (access control,
+        // API.md section 8), not a status of unknown meaning.
+        for status in [
+            101, 200, 201, 202, 204, 400, 401, 403, 404, 405, 408, 413, 414, 426, 431, 500, 501,
+            503, 505,
+        ] {
+            assert_ne!(reason(status), "Unknown", "{status}");
+        }
+        assert_eq!(reason(401), "Unauthorized");
     }
 }

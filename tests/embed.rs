@@ -225,3 +225,77 @@ fn publishes_from_many_threads_all_arrive_once_in_id_order() {
     assert_eq!(published, Some(101.0));
     server.stop(vec![sub]);
 }
+
+#[test]
+fn publish_after_the_server_stopped_is_refused_as_gone() {
+    let server = start();
+    let h = server.handle.clone();
+    assert_eq!(h.publish("logins", "while it runs"), Ok(()));
+    server.stop(Vec::new());
+    assert_eq!(
+        h.publish("logins", "too late"),
+        Err(pushwire::SendError::Gone),
+        "publishing through a handle after run() returned"
+    );
+}
+
+/// The handle's queue is bounded (API.md section 6): a loop that is not
+/// taking commands (here: not running yet) makes `publish` refuse with
+/// `Full`, without blocking; once it runs, everything queued is published
+/// and publishing works again.
+#[test]
+fn publish_refuses_when_the_loop_is_too_far_behind() {
+    let cfg = pushwire::Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..pushwire::Config::default()
+    };
+    let server = pushwire::Server::bind(cfg).expect("bind");
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let mut queued = 0u64;
+    let refused = loop {
+        match handle.publish("backlog", "m") {
+            Ok(()) => queued += 1,
+            Err(e) => break e,
+        }
+        assert!(queued < 1_000_000, "the handle's queue did not fill");
+    };
+    assert_eq!(refused, pushwire::SendError::Full, "after {queued} queued");
+    assert!(queued >= 1, "nothing could be queued");
+    let (tx, done) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(server.run());
+    });
+    let published = |addr| {
+        let st = parse_json(&http_get(addr, "/stats").text()).unwrap();
+        st.get("messages")
+            .and_then(|m| m.get("published"))
+            .and_then(JsonValue::as_f64)
+            .unwrap_or(0.0) as u64
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while published(addr) < queued {
+        assert!(
+            Instant::now() < end,
+            "only {} of {queued} published",
+            published(addr)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(handle.publish("backlog", "after"), Ok(()));
+    let end = Instant::now() + Duration::from_secs(5);
+    while published(addr) < queued + 1 {
+        assert!(
+            Instant::now() < end,
+            "the publish after the backlog was not published"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let embedded = Embedded {
+        addr,
+        handle,
+        done,
+        thread: Some(thread),
+    };
+    embedded.stop(Vec::new());
+}

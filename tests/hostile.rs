@@ -4,7 +4,14 @@
 //! connections up to `--max-conns`, readers that never read, resets in the
 //! middle of a frame, a chunk or a response, half-closed sockets, random
 //! bytes to every endpoint, a ping flood and a pong flood, and graceful
-//! shutdown on SIGTERM and SIGINT.
+//! shutdown on SIGTERM and SIGINT. Section 10 (issue 13, API.md sections 2,
+//! 4 and 7) tries what an anonymous client could use to exhaust the server
+//! or make it call itself: junk channels, history by bytes, replays to
+//! clients that never read, webhook self-loops, `--max-webhooks`, the
+//! `Origin` rule for webhooks, chunked framing, a flood of tiny frames,
+//! the receiver's bodies, and shutdown with Redis; each prints a
+//! `bounds:` line (flags, peak RSS growth, the canary's slowest request)
+//! for the README's table.
 //!
 //! Every attack runs next to a *canary*: a thread that keeps making normal
 //! requests (`GET /stats` and a `/echo` WebSocket round trip every 20 ms)
@@ -18,6 +25,7 @@
 
 mod common;
 
+use common::sse::Sse;
 use common::ws::{frame, frame_header, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use common::{find, parse_json, wait_for, JsonValue, Server};
 use std::io::{self, ErrorKind, Read, Write};
@@ -460,6 +468,13 @@ impl Canary {
     /// Connects its WebSocket (and keep-alive connection) before returning,
     /// so the slots are taken before any attack.
     fn start(addr: SocketAddr, mode: CanaryHttp) -> Canary {
+        Canary::start_with_limit(addr, mode, CANARY_LIMIT)
+    }
+
+    /// [`Canary::start`] with another bound than `CANARY_LIMIT` on each
+    /// request (for attacks whose fair share of the loop is, in a debug
+    /// build, longer than that: say why where it is used).
+    fn start_with_limit(addr: SocketAddr, mode: CanaryHttp, limit: Duration) -> Canary {
         let mut ws = Some(ws_client(addr, "/echo").expect("canary WebSocket"));
         let mut ka = match mode {
             CanaryHttp::KeepAlive => Some(connect(addr)),
@@ -475,7 +490,7 @@ impl Canary {
                     rep.slowest = rep.slowest.max(dt);
                     let failed = match res {
                         Err(e) => Some(e),
-                        Ok(()) if dt > CANARY_LIMIT => Some(format!("took {dt:?}")),
+                        Ok(()) if dt > limit => Some(format!("took {dt:?}")),
                         Ok(()) => None,
                     };
                     if let Some(why) = failed {
@@ -493,7 +508,7 @@ impl Canary {
             while rep.rounds == 0 || !st.load(Ordering::Relaxed) {
                 rep.rounds += 1;
                 let t = Instant::now();
-                let res = canary_http(addr, ka.as_mut());
+                let res = canary_http(addr, ka.as_mut(), limit.max(Duration::from_secs(2)));
                 if !note(&mut rep, "GET /stats".into(), t.elapsed(), res)
                     && mode == CanaryHttp::KeepAlive
                 {
@@ -531,8 +546,9 @@ impl Canary {
             .expect("canary thread panicked")
     }
 
-    /// Stops the canary and asserts every request it made was served fast.
-    fn check(self, what: &str) {
+    /// Stops the canary and asserts every request it made was served fast;
+    /// returns its slowest request.
+    fn check(self, what: &str) -> Duration {
         let rep = self.finish();
         eprintln!(
             "{what}: canary made {} rounds, slowest request {:?}",
@@ -544,6 +560,7 @@ impl Canary {
             rep.failures.join("\n")
         );
         assert!(rep.rounds >= 1, "{what}: the canary never ran");
+        rep.slowest
     }
 }
 
@@ -553,7 +570,7 @@ impl Drop for Canary {
     }
 }
 
-fn canary_http(addr: SocketAddr, ka: Option<&mut TcpStream>) -> Result<(), String> {
+fn canary_http(addr: SocketAddr, ka: Option<&mut TcpStream>, wait: Duration) -> Result<(), String> {
     let mut fresh;
     let s = match ka {
         Some(s) => s,
@@ -561,7 +578,7 @@ fn canary_http(addr: SocketAddr, ka: Option<&mut TcpStream>) -> Result<(), Strin
             fresh = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
                 .map_err(|e| format!("connect: {e}"))?;
             fresh
-                .set_read_timeout(Some(Duration::from_secs(2)))
+                .set_read_timeout(Some(wait))
                 .map_err(|e| e.to_string())?;
             let _ = fresh.set_nodelay(true);
             &mut fresh
@@ -2269,5 +2286,1609 @@ fn shutdown_timeout_flag_bounds_a_graceful_shutdown() {
             "--shutdown-timeout-ms {ms}: exited after {took} ms"
         );
         drop(s);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 10. Bounded by design (issue 13): what an anonymous client asks for never
+// makes the server hold more than its flags say, and no webhook can make it
+// call itself. Each test prints one `bounds:` line (the attack, the flags,
+// the peak RSS growth and the canary's slowest request) for the README.
+// ---------------------------------------------------------------------------
+
+/// Prints the `bounds:` line of one attack.
+fn report_bounds(attack: &str, flags: &str, base: u64, peak: u64, worst: Duration) {
+    eprintln!(
+        "bounds: {attack} | {flags} | RSS +{:.1} MiB | canary worst {} ms",
+        peak.saturating_sub(base) as f64 / MIB as f64,
+        worst.as_millis()
+    );
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 2.3),
+/// for a URL inside a query or a form value.
+fn enc(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A request on a fresh connection, read without panicking.
+fn ask(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut s = connect(addr);
+    ask_on(&mut s, addr, method, path, headers, body)
+}
+
+/// A request on an existing keep-alive connection.
+fn ask_on(
+    s: &mut TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" || !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes)
+        .unwrap_or_else(|e| panic!("{method} {path}: write: {e}"));
+    try_read_response(s).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// `POST /webhooks` with a form body (and extra headers such as `Origin`).
+fn register_webhook(addr: SocketAddr, url: &str, events: &str, headers: &[(&str, &str)]) -> Resp {
+    let form = format!("url={}&events={}", enc(url), enc(events));
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    ask(addr, "POST", "/webhooks", &h, form.as_bytes())
+}
+
+/// The `"id"` of a 201 answer to `POST /webhooks`.
+fn webhook_id(r: &Resp) -> String {
+    let v = r.json().expect("webhook JSON");
+    v.get("id")
+        .and_then(JsonValue::as_str)
+        .unwrap_or_else(|| panic!("no id in {v:?}"))
+        .to_string()
+}
+
+/// The ids `GET /webhooks` lists.
+fn listed_webhooks(addr: SocketAddr) -> Vec<String> {
+    let r = ask(addr, "GET", "/webhooks", &[], b"");
+    assert_eq!(r.status, 200, "GET /webhooks: {r:?}");
+    let v = r.json().expect("GET /webhooks is JSON");
+    match v.get("webhooks") {
+        Some(JsonValue::Arr(hooks)) => hooks
+            .iter()
+            .filter_map(|h| h.get("id").and_then(JsonValue::as_str).map(str::to_string))
+            .collect(),
+        other => panic!("no webhooks list: {other:?}"),
+    }
+}
+
+/// Asserts an error answer: this status, JSON `{"error": ...}`.
+fn assert_error_answer(r: &Resp, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+    let v = r
+        .json()
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {r:?}"));
+    assert!(
+        v.get("error").and_then(JsonValue::as_str).is_some(),
+        "{what}: no error sentence: {v:?}"
+    );
+}
+
+/// Pipelined answers on one connection, each framed by Content-Length; what
+/// follows one answer is kept for the next.
+struct Answers {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Answers {
+    fn next(&mut self) -> Result<Resp, String> {
+        loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                let end = i + 4;
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                let mut r = Resp {
+                    status: first_status(&self.buf).ok_or("no status line")?,
+                    head,
+                    body: Vec::new(),
+                };
+                let len: usize = r
+                    .header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("no Content-Length in {:?}", r.head))?;
+                if self.buf.len() >= end + len {
+                    r.body = self.buf[end..end + len].to_vec();
+                    self.buf.drain(..end + len);
+                    return Ok(r);
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            match self.s.read(&mut chunk) {
+                Ok(0) => return Err("EOF".into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// A webhook receiver written here: answers every request `200` and keeps
+/// each request's text (head and body).
+struct Sink {
+    addr: SocketAddr,
+    hits: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the sink");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, st) = (hits.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                let mut s = match listener.accept() {
+                    Ok((s, _)) => s,
+                    Err(_) => {
+                        thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                if let Ok(r) = try_read_response_like_request(&mut s) {
+                    h.lock().unwrap().push(r);
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
+        });
+        Sink {
+            addr,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn hits(&self) -> Vec<String> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One request (head, then a Content-Length body) as text.
+fn try_read_response_like_request(s: &mut TcpStream) -> Result<String, String> {
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("EOF in the head".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len: usize = head
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < end + len {
+        let mut chunk = [0u8; 16384];
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("EOF in the body".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+// ----- 10.1 Channel exhaustion ----------------------------------------------
+
+#[test]
+fn junk_subscriptions_do_not_use_up_the_channels() {
+    let flags = "--max-channels 50";
+    let server = Server::start(&["--max-channels", "50"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server); // "warm" is the one channel with a message
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    // 10,000 polls on names nobody publishes to, pipelined on 4 keep-alive
+    // connections (written by one thread, answers read by another).
+    const JUNK: usize = 10_000;
+    const CONNS: usize = 4;
+    let t = Instant::now();
+    let answered: Vec<Result<usize, String>> = thread::scope(|sc| {
+        let readers: Vec<_> = (0..CONNS)
+            .map(|c| {
+                let s = connect(addr);
+                let mut w = s.try_clone().unwrap();
+                sc.spawn(move || {
+                    let mut reqs = Vec::new();
+                    for i in (c..JUNK).step_by(CONNS) {
+                        reqs.extend_from_slice(
+                            format!(
+                                "GET /channels/junk{i}/poll?timeout=0 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                    w.write_all(&reqs).expect("write the junk polls");
+                });
+                sc.spawn(move || {
+                    let mut answers = Answers { s, buf: Vec::new() };
+                    for n in 0..JUNK / CONNS {
+                        let r = answers
+                            .next()
+                            .map_err(|e| format!("connection {c}: after {n} answers: {e}"))?;
+                        if r.status != 200 {
+                            return Err(format!("connection {c}: junk poll #{n}: {r:?}"));
+                        }
+                    }
+                    Ok(JUNK / CONNS)
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    eprintln!(
+        "channel exhaustion: {JUNK} junk polls answered in {:?}",
+        t.elapsed()
+    );
+    for a in &answered {
+        assert_eq!(a, &Ok(JUNK / CONNS), "every junk poll is answered 200");
+    }
+
+    // Subscribers on names nobody publishes to, open at once, then gone.
+    let mut sse = Vec::new();
+    let mut wss = Vec::new();
+    for i in 0..20 {
+        let mut s = connect(addr);
+        s.write_all(
+            format!("GET /channels/ghost{i}/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let r = try_read_response(&mut s).expect("an event stream head");
+        assert_eq!(r.status, 200, "SSE on ghost{i}");
+        sse.push(s);
+        wss.push(RawWs::open(addr, &format!("/channels/spectre{i}/ws")));
+    }
+    let st = stats(&server);
+    assert_eq!(
+        stat(&st, "channels"),
+        1,
+        "with 40 subscribers on never-published names open, /stats counts channels without \
+         a message: {st:?}"
+    );
+    drop(sse);
+    drop(wss);
+    let gone = wait_for(Duration::from_secs(5), || {
+        let st = stats(&server);
+        (stat(&st, "connections.open.sse") == 0 && stat(&st, "connections.open.ws") <= 1)
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the subscribers did not leave: {:?}",
+        stats(&server)
+    );
+
+    // A publish to a new channel still works, and only channels with a
+    // message count.
+    let r = server.post("/channels/fresh0", b"first");
+    assert_eq!(
+        r.status,
+        201,
+        "publish to a new channel after 10,000 junk polls: {}",
+        r.text()
+    );
+    let st = stats(&server);
+    assert_eq!(stat(&st, "channels"), 2, "warm and fresh0: {st:?}");
+    // Up to --max-channels (warm + fresh0..fresh48 = 50), then 503.
+    let mut publisher = connect(addr);
+    for i in 1..49 {
+        let r = ask_on(
+            &mut publisher,
+            addr,
+            "POST",
+            &format!("/channels/fresh{i}"),
+            &[],
+            b"m",
+        );
+        assert_eq!(r.status, 201, "publish to channel #{} of 50: {r:?}", i + 2);
+    }
+    assert_eq!(stat(&stats(&server), "channels"), 50);
+    let r = ask_on(&mut publisher, addr, "POST", "/channels/fresh49", &[], b"m");
+    assert_error_answer(&r, 503, "the 51st channel");
+    let r = ask_on(
+        &mut publisher,
+        addr,
+        "POST",
+        "/channels/fresh0",
+        &[],
+        b"again",
+    );
+    assert_eq!(
+        r.status, 201,
+        "a publish to an existing channel at the limit: {r:?}"
+    );
+    assert_eq!(r.json().ok().and_then(|v| v.get("id")?.as_f64()), Some(2.0));
+    // Subscribing to another new name at the limit is still answered.
+    let r = ask_on(
+        &mut publisher,
+        addr,
+        "GET",
+        "/channels/junk-late/poll?timeout=0",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "a poll on a new name at the limit: {r:?}");
+    assert_eq!(stat(&stats(&server), "channels"), 50);
+
+    let peak = watch.stop();
+    let worst = canary.check("channel exhaustion");
+    report_bounds("channel exhaustion", flags, base, peak, worst);
+    expect_rss_settles(pid, base, 8 * MIB, "channel exhaustion");
+}
+
+// ----- 10.2 History bounded by bytes ----------------------------------------
+
+/// A message of exactly `len` bytes that starts with `tag` and a space.
+fn tagged(tag: &str, len: usize, fill: u8) -> Vec<u8> {
+    let mut m = format!("{tag} ").into_bytes();
+    m.resize(len, fill);
+    m
+}
+
+/// The `(after, oldest)` of a truncation notice's JSON.
+fn truncation(v: &JsonValue) -> (u64, u64) {
+    let n = |k: &str| {
+        v.get(k)
+            .and_then(JsonValue::as_f64)
+            .unwrap_or_else(|| panic!("no {k} in the truncation notice {v:?}")) as u64
+    };
+    (n("after"), n("oldest"))
+}
+
+#[test]
+fn history_is_bounded_by_bytes_across_all_channels() {
+    // 4 MiB a channel, 8 MiB in all: 100 messages of 1 MB over 10 channels
+    // are 10 MB a channel by count (--history 1000), 100 MB in all.
+    const MAX: u64 = 8 * 1024 * 1024;
+    const SIZE: usize = 1_000_000;
+    let flags = "--max-history-bytes 8388608 --history-bytes 4194304";
+    let server = Server::start(&[
+        "--max-history-bytes",
+        "8388608",
+        "--history-bytes",
+        "4194304",
+    ]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    let mut publisher = connect(addr);
+    let mut observer = connect(addr);
+    let mut most = 0;
+    for i in 0..100u64 {
+        let body = tagged(&format!("{i:03}"), SIZE, b'h');
+        let r = ask_on(
+            &mut publisher,
+            addr,
+            "POST",
+            &format!("/channels/big{}", i % 10),
+            &[],
+            &body,
+        );
+        assert_eq!(r.status, 201, "publish #{i}: {r:?}");
+        let held = stat(&stats_on(&mut observer, addr), "history_bytes");
+        most = most.max(held);
+        assert!(
+            held <= MAX,
+            "after publish #{i}: history_bytes {held} > --max-history-bytes {MAX}"
+        );
+    }
+    // The 8 newest messages (#92..#99, one in each of big2..big9, all id
+    // 10) are what fits: the warm-up's message and #0..#91 were evicted.
+    let st = stats(&server);
+    assert_eq!(stat(&st, "history_bytes"), 8 * SIZE as u64, "{st:?}");
+    let peak = watch.max();
+    eprintln!("history by bytes: most history_bytes seen {most}, peak RSS {peak} KiB (baseline {base} KiB)");
+    assert!(
+        peak <= base + 8 * MIB + 40 * MIB,
+        "server RSS reached {peak} KiB with --max-history-bytes 8 MiB: more than baseline {base} \
+         KiB + 8 MiB of history + 40 MiB"
+    );
+
+    // big0 keeps nothing (its ten were evicted by the global limit, not by
+    // its own 4 MiB): a resume from 0 is told so, oldest = the next id.
+    let mut sse = Sse::open_ok(&server, "/channels/big0/events", &[("Last-Event-ID", "0")]);
+    let e = sse.event();
+    assert_eq!(
+        e.event, "truncated",
+        "the first event of a resume on big0: {e:?}"
+    );
+    assert!(e.id_field.is_none(), "a truncated event has no id: {e:?}");
+    assert_eq!(truncation(&parse_json(&e.data).unwrap()), (0, 11), "{e:?}");
+    sse.assert_quiet(Duration::from_millis(300));
+    let v = parse_json(&server.get("/channels/big0/poll?after=0&timeout=0").text()).unwrap();
+    assert_eq!(
+        v.get("truncated").and_then(JsonValue::as_bool),
+        Some(true),
+        "{v:?}"
+    );
+    assert_eq!(
+        v.get("last").and_then(JsonValue::as_f64),
+        Some(10.0),
+        "{v:?}"
+    );
+    assert!(
+        matches!(v.get("messages"), Some(JsonValue::Arr(m)) if m.is_empty()),
+        "{v:?}"
+    );
+
+    // big9 keeps only its id 10 (its own limit alone would keep 7..10).
+    let mut sse = Sse::open_ok(&server, "/channels/big9/events", &[("Last-Event-ID", "0")]);
+    let e = sse.event();
+    assert_eq!(
+        e.event, "truncated",
+        "the first event of a resume on big9: {e:?}"
+    );
+    assert_eq!(truncation(&parse_json(&e.data).unwrap()), (0, 10), "{e:?}");
+    let (id, data) = sse.message();
+    assert_eq!((id, data.len(), &data[..4]), (10, SIZE, "099 "));
+    sse.assert_quiet(Duration::from_millis(300));
+    let r = server.get("/channels/big9/poll?after=0&timeout=0");
+    let v = parse_json(&r.text()).unwrap();
+    assert_eq!(v.get("truncated").and_then(JsonValue::as_bool), Some(true));
+    assert_eq!(v.get("last").and_then(JsonValue::as_f64), Some(10.0));
+    match v.get("messages") {
+        Some(JsonValue::Arr(m)) => {
+            assert_eq!(m.len(), 1);
+            assert_eq!(m[0].get("id").and_then(JsonValue::as_f64), Some(10.0));
+        }
+        other => panic!("no messages: {other:?}"),
+    }
+    // And on WebSocket: the notice frame, then id 10.
+    let mut ws = RawWs::open(addr, "/channels/big5/ws?after=0");
+    let (b0, p) = ws.next_frame().unwrap().expect("a truncation frame");
+    assert_eq!(b0 & 0x0f, OP_TEXT);
+    let v = parse_json(&String::from_utf8_lossy(&p)).unwrap();
+    assert_eq!(
+        v.get("truncated").and_then(JsonValue::as_bool),
+        Some(true),
+        "{v:?}"
+    );
+    assert_eq!(truncation(&v), (0, 10));
+    let (_, p) = ws.next_frame().unwrap().expect("message 10");
+    assert!(
+        p.starts_with(b"{\"id\":10,\"data\":\"095 "),
+        "{:?}",
+        String::from_utf8_lossy(&p[..40])
+    );
+
+    let peak = watch.stop();
+    let worst = canary.check("history by bytes");
+    report_bounds(
+        "history by bytes (100 x 1 MB, 10 channels)",
+        flags,
+        base,
+        peak,
+        worst,
+    );
+}
+
+// ----- 10.3 Replay amplification --------------------------------------------
+
+/// A WebSocket upgrade request for `path`.
+fn upgrade_request(addr: SocketAddr, path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Waits (up to 5 s) until the server's `bytes.out` has not moved for
+/// 500 ms: whatever it will queue for stalled clients is queued.
+fn wait_output_settles(server: &Server) -> u64 {
+    let mut last = stat(&stats(server), "bytes.out");
+    let mut still = 0;
+    let end = Instant::now() + Duration::from_secs(5);
+    while still < 5 && Instant::now() < end {
+        thread::sleep(Duration::from_millis(100));
+        let now = stat(&stats(server), "bytes.out");
+        // The canary and these requests add a few KiB each time.
+        still = if now - last < 64 * 1024 { still + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
+/// A close-delimited event stream read in bulk: `common::sse` parses byte
+/// by byte, seconds for 64 MB in a debug build. Only what these replays
+/// send is understood: blocks of `field: value` lines ended by a blank
+/// line, values without CR.
+struct BulkSse {
+    s: TcpStream,
+    buf: Vec<u8>,
+    /// Start of the next block in `buf`.
+    pos: usize,
+    /// How far `buf` was searched for the block's end.
+    scanned: usize,
+}
+
+impl BulkSse {
+    fn open(addr: SocketAddr, path: &str, last_event_id: u64) -> BulkSse {
+        let mut s = connect(addr);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: {last_event_id}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut sse = BulkSse {
+            s,
+            buf: Vec::new(),
+            pos: 0,
+            scanned: 0,
+        };
+        let end = loop {
+            if let Some(i) = find(&sse.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(sse.fill(), "no event stream head on {path}");
+        };
+        let head = String::from_utf8_lossy(&sse.buf[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(
+            !head.contains("transfer-encoding"),
+            "expected a close-delimited stream: {head}"
+        );
+        sse.pos = end;
+        sse.scanned = end;
+        sse
+    }
+
+    /// Reads more; false on EOF or error.
+    fn fill(&mut self) -> bool {
+        if self.pos > 8 << 20 {
+            self.buf.drain(..self.pos);
+            self.scanned -= self.pos;
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + 256 * 1024, 0);
+        let n = self.s.read(&mut self.buf[old..]).unwrap_or(0);
+        self.buf.truncate(old + n);
+        n > 0
+    }
+
+    /// The next event's `(event type, id, data)`; comments and `retry:`
+    /// blocks are skipped. `None` at the end of the stream or after the
+    /// read timeout.
+    fn next(&mut self) -> Option<(String, Option<u64>, Vec<u8>)> {
+        loop {
+            let end = loop {
+                let from = self.scanned.max(self.pos);
+                if let Some(i) = self.buf[from..].iter().position(|&b| b == b'\n') {
+                    let at = from + i;
+                    if self.buf.get(at + 1) == Some(&b'\n') {
+                        break at;
+                    }
+                    if at + 1 < self.buf.len() {
+                        self.scanned = at + 1;
+                        continue;
+                    }
+                    self.scanned = at;
+                } else {
+                    self.scanned = self.buf.len();
+                }
+                if !self.fill() {
+                    return None;
+                }
+            };
+            let block = &self.buf[self.pos..end];
+            let (mut event, mut id, mut data) = (String::from("message"), None, None::<Vec<u8>>);
+            for line in block.split(|&b| b == b'\n') {
+                if let Some(v) = line.strip_prefix(b"data: ") {
+                    data = Some(match data {
+                        None => v.to_vec(),
+                        Some(mut d) => {
+                            d.push(b'\n');
+                            d.extend_from_slice(v);
+                            d
+                        }
+                    });
+                } else if let Some(v) = line.strip_prefix(b"id: ") {
+                    id = std::str::from_utf8(v).ok().and_then(|v| v.parse().ok());
+                } else if let Some(v) = line.strip_prefix(b"event: ") {
+                    event = String::from_utf8_lossy(v).into_owned();
+                }
+            }
+            self.pos = end + 2;
+            self.scanned = self.pos;
+            if let Some(data) = data {
+                return Some((event, id, data));
+            }
+        }
+    }
+}
+
+/// The frame a WebSocket subscriber gets for message `id` whose data is
+/// `tag`, a space, then `size - tag.len() - 1` times `fill`: checked by
+/// length and prefix (the JSON escaping of `fill` takes `escaped` bytes).
+fn check_ws_message(
+    p: &[u8],
+    id: u64,
+    tag: &str,
+    size: usize,
+    escaped: usize,
+) -> Result<(), String> {
+    let prefix = format!("{{\"id\":{id},\"data\":\"{tag} ");
+    let want = prefix.len() + (size - tag.len() - 1) * escaped + 2;
+    if !p.starts_with(prefix.as_bytes()) || p.len() != want || !p.ends_with(b"\"}") {
+        return Err(format!(
+            "message {id}: a frame of {} bytes starting {:?} (expected {want} bytes starting {prefix:?})",
+            p.len(),
+            String::from_utf8_lossy(&p[..p.len().min(40)])
+        ));
+    }
+    Ok(())
+}
+
+/// What a replay test publishes and who asks for it.
+struct ReplayAttack {
+    what: &'static str,
+    count: u64,
+    size: usize,
+    /// The byte after each message's tag; a control byte is six bytes in
+    /// a WebSocket frame's JSON.
+    fill: u8,
+    /// The clients that never read: SSE ones, then WebSocket ones.
+    stalled_sse: usize,
+    stalled_ws: usize,
+    /// Read the whole replay over SSE too (WebSocket always).
+    read_sse: bool,
+}
+
+/// `count` messages of `size` bytes (a tag, then `fill`) on one channel
+/// with room for all of them, then 20 clients that never read ask for the
+/// whole replay (SSE `Last-Event-ID: 0`, WebSocket `after=0`): each may
+/// cost about `--send-buffer-bytes`, not the history. Then a client that
+/// reads gets the whole replay, in order, once, and a message published
+/// during its replay after it, once.
+fn replay_amplification(a: ReplayAttack) {
+    const SEND_BUFFER: u64 = 1024 * 1024; // the default --send-buffer-bytes
+    let what = a.what;
+    let escaped = if a.fill < 0x20 { 6 } else { 1 };
+    let flags = "--history-bytes 67108864 --max-history-bytes 67108864";
+    let server = Server::start(&[
+        "--history-bytes",
+        "67108864",
+        "--max-history-bytes",
+        "67108864",
+    ]);
+    let pid = server.pid();
+    let addr = server.addr;
+    // While the non-readers are served: a debug build encodes a megabyte
+    // of replay in 5-30 ms; the 20 initial replays run in the turn their
+    // requests arrive, and the refills (until the kernel's buffers, ~4 MB
+    // a socket on loopback, are full) take up to 4 MiB a turn: a fresh
+    // connection's request waits two or three turns, 0.5-1.2 s seen on a
+    // loaded machine (a release build: ~20 times less). The bound says the
+    // loop still takes turns; the readers below are held to the usual one.
+    let canary = Canary::start_with_limit(addr, CanaryHttp::Fresh, Duration::from_secs(4));
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    let mut publisher = connect(addr);
+    for i in 1..=a.count {
+        let body = tagged(&format!("{i:05}"), a.size, a.fill);
+        let r = ask_on(&mut publisher, addr, "POST", "/channels/replay", &[], &body);
+        assert_eq!(r.status, 201, "{what}: publish #{i}: {r:?}");
+    }
+    let history = a.count * a.size as u64;
+    assert_eq!(
+        stat(&stats(&server), "history_bytes"),
+        history + 5,
+        "{what}: all kept"
+    );
+    let published = rss_kib(pid);
+    let out_before = stat(&stats(&server), "bytes.out");
+
+    // 20 clients that ask for the whole replay and never read a byte.
+    let mut lazy = Vec::new();
+    for i in 0..a.stalled_sse + a.stalled_ws {
+        let mut s = connect(addr);
+        let req = if i < a.stalled_sse {
+            format!(
+                "GET /channels/replay/events HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: 0\r\n\r\n"
+            )
+        } else {
+            upgrade_request(addr, "/channels/replay/ws?after=0")
+        };
+        s.write_all(req.as_bytes()).unwrap();
+        lazy.push(s);
+    }
+    let n = (a.stalled_sse + a.stalled_ws) as u64;
+    let ready = wait_for(Duration::from_secs(5), || {
+        let st = stats(&server);
+        (stat(&st, "connections.open.sse") + stat(&st, "connections.open.ws") > n).then_some(())
+    });
+    assert!(
+        ready.is_some(),
+        "{what}: the stalled subscribers: {:?}",
+        stats(&server)
+    );
+    let out_after = wait_output_settles(&server);
+    thread::sleep(Duration::from_millis(200));
+    let peak = watch.max();
+    let whole = history * escaped as u64 / 1024;
+    let limit = base + history / 1024 + n * 2 * SEND_BUFFER / 1024 + 24 * MIB;
+    eprintln!(
+        "{what}: {n} stalled replays: {} KiB written to them (the kernel's buffers), peak RSS \
+         {peak} KiB (baseline {base} KiB, {published} KiB after publishing, limit {limit} KiB)",
+        (out_after - out_before) / 1024
+    );
+    assert!(
+        peak <= limit,
+        "{what}: server RSS reached {peak} KiB while {n} clients that never read asked for a \
+         replay of up to {whole} KiB each: above baseline {base} KiB + the history {} KiB + \
+         {n} x 2 x --send-buffer-bytes + 24 MiB = {limit} KiB (whole replays would take {n} x \
+         {whole} KiB)",
+        history / 1024,
+    );
+    for s in lazy {
+        reset(s);
+    }
+    let worst_stalled = canary.check(&format!("{what}, while the non-readers were served"));
+
+    // The readers next, each on a thread that counts what it got. Once
+    // the first message is in, a message is published (during the replay)
+    // and another connection asks GET /stats: one connection's replay is
+    // refilled once a turn, so the answer comes while the reader is still
+    // early in the replay, however fast it reads; a loop that fed it the
+    // whole replay in one go would answer when it is near the end. Counted
+    // in messages, not milliseconds, so a loaded machine does not matter.
+    let canary = Canary::start_with_limit(addr, CanaryHttp::Fresh, Duration::from_secs(2));
+    let mut control = connect(addr);
+    let mut live_id = a.count;
+    let mut during_replay = |what: &str, got: &AtomicU64, data: &[u8]| {
+        let ok = wait_for(Duration::from_secs(10), || {
+            (got.load(Ordering::Relaxed) >= 1).then_some(())
+        });
+        assert!(ok.is_some(), "{what}: no first message");
+        let r = ask_on(&mut publisher, addr, "POST", "/channels/replay", &[], data);
+        assert_eq!(r.status, 201);
+        let t = Instant::now();
+        stats_on(&mut control, addr);
+        let at = got.load(Ordering::Relaxed);
+        eprintln!(
+            "{what}: GET /stats answered in {:?}, the reader at message {at} of {}",
+            t.elapsed(),
+            a.count
+        );
+        at
+    };
+    let (count, size) = (a.count, a.size);
+    if a.read_sse {
+        // A reader on SSE: 1..=count, then the message published meanwhile.
+        let t = Instant::now();
+        let mut sse = BulkSse::open(addr, "/channels/replay/events", 0);
+        let got = Arc::new(AtomicU64::new(0));
+        let g = got.clone();
+        let reader = thread::spawn(move || -> Result<(), String> {
+            for want in 1..=count {
+                let (event, id, data) = sse.next().ok_or(format!("ended before {want}"))?;
+                let tag = format!("{want:05} ");
+                if event != "message"
+                    || id != Some(want)
+                    || data.len() != size
+                    || !data.starts_with(tag.as_bytes())
+                {
+                    return Err(format!(
+                        "message {want}: {event} {id:?}, {} bytes starting {:?}",
+                        data.len(),
+                        String::from_utf8_lossy(&data[..data.len().min(20)])
+                    ));
+                }
+                g.store(want, Ordering::Relaxed);
+            }
+            let live = sse.next();
+            if live
+                != Some((
+                    "message".into(),
+                    Some(count + 1),
+                    b"live during SSE".to_vec(),
+                ))
+            {
+                return Err(format!("after the replay: {live:?}"));
+            }
+            sse.s
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            match sse.next() {
+                None => Ok(()),
+                Some(e) => Err(format!("an event after the live one: {e:?}")),
+            }
+        });
+        let at = during_replay(what, &got, b"live during SSE");
+        let res = reader.join().unwrap();
+        assert_eq!(res, Ok(()), "{what}: the SSE reader");
+        live_id += 1;
+        assert!(
+            at < count / 2,
+            "{what}: another client's request was answered only when the SSE reader had {at} \
+             of the {count} replayed messages"
+        );
+        eprintln!("{what}: SSE reader done in {:?}", t.elapsed());
+    }
+
+    // A reader on WebSocket: the history, then the one(s) published meanwhile.
+    let t = Instant::now();
+    let mut ws = RawWs::open(addr, "/channels/replay/ws?after=0");
+    let got = Arc::new(AtomicU64::new(0));
+    let g = got.clone();
+    let read_sse = a.read_sse;
+    let reader = thread::spawn(move || -> Result<(), String> {
+        let mut next = || match ws.next_frame() {
+            Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => Ok(p),
+            other => Err(format!("{:?}", other.map(|o| o.map(|f| f.0)))),
+        };
+        for want in 1..=count {
+            let p = next()?;
+            check_ws_message(&p, want, &format!("{want:05}"), size, escaped)?;
+            g.store(want, Ordering::Relaxed);
+        }
+        let live =
+            |id: u64, text: &str| format!("{{\"id\":{id},\"data\":\"{text}\"}}").into_bytes();
+        if read_sse && next()? != live(live_id, "live during SSE") {
+            return Err("the message published during the SSE replay".into());
+        }
+        if next()? != live(live_id + 1, "live during WS") {
+            return Err("the message published during the WebSocket replay".into());
+        }
+        ws.s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        match ws.next_frame() {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(()),
+            other => Err(format!("after the replay and the live message: {other:?}")),
+        }
+    });
+    let at = during_replay(what, &got, b"live during WS");
+    let res = reader.join().unwrap();
+    assert_eq!(res, Ok(()), "{what}: the WebSocket reader");
+    assert!(
+        at < count / 2,
+        "{what}: another client's request was answered only when the WebSocket reader had \
+         {at} of the {count} replayed messages"
+    );
+    eprintln!("{what}: WebSocket reader done in {:?}", t.elapsed());
+
+    let peak = watch.stop();
+    let worst = canary.check(&format!("{what}, while the readers were served"));
+    report_bounds(what, flags, base, peak, worst.max(worst_stalled));
+}
+
+#[test]
+fn replays_to_clients_that_never_read_cost_a_send_buffer_each() {
+    replay_amplification(ReplayAttack {
+        what: "replay of 64 x 1 MB to 20 non-readers",
+        count: 64,
+        size: 1_000_000,
+        fill: b'r',
+        stalled_sse: 10,
+        stalled_ws: 10,
+        read_sse: true,
+    });
+}
+
+/// Control bytes are six bytes each in a WebSocket frame's JSON
+/// (`\u0001`): a whole replay of these 8 MB would be 48 MB a client.
+#[test]
+fn replays_of_control_bytes_are_not_multiplied_by_json_escaping() {
+    replay_amplification(ReplayAttack {
+        what: "replay of 64 x 128 KB of control bytes to 20 WebSocket non-readers",
+        count: 64,
+        size: 128_000,
+        fill: 0x01,
+        stalled_sse: 0,
+        stalled_ws: 20,
+        read_sse: false,
+    });
+}
+
+// ----- 10.4 Webhooks that would call the server itself ----------------------
+
+/// `GET /webhook-receiver`'s entries.
+fn receiver_entries(addr: SocketAddr) -> Vec<JsonValue> {
+    let r = ask(addr, "GET", "/webhook-receiver", &[], b"");
+    assert_eq!(r.status, 200, "GET /webhook-receiver: {r:?}");
+    match r.json().expect("receiver JSON").get("received") {
+        Some(JsonValue::Arr(v)) => v.clone(),
+        other => panic!("no received list: {other:?}"),
+    }
+}
+
+#[test]
+fn webhooks_cannot_make_the_server_call_itself() {
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let port = addr.port();
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    // Every spelling of this server's own address, on a channel: 400.
+    for url in [
+        format!("http://127.0.0.1:{port}/channels/loop"),
+        format!("http://localhost:{port}/channels/loop"),
+        format!("http://127.0.0.1:{port}/"),
+    ] {
+        let r = register_webhook(addr, &url, "channel.loop", &[]);
+        assert_error_answer(&r, 400, &format!("a webhook to {url}"));
+        let cb = format!("/submit?duration_ms=0&callback={}", enc(&url));
+        let r = ask(addr, "POST", &cb, &[], b"");
+        assert_error_answer(&r, 400, &format!("a job callback to {url}"));
+    }
+    assert!(
+        listed_webhooks(addr).is_empty(),
+        "a self-loop webhook was kept"
+    );
+
+    // On IPv6 loopback too, when the machine has it.
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let v6 = Server::start(&["--addr", "[::1]:0"]);
+        let p6 = v6.addr.port();
+        for url in [
+            format!("http://[::1]:{p6}/channels/loop"),
+            format!("http://127.0.0.1:{p6}/channels/loop"),
+        ] {
+            let r = register_webhook(v6.addr, &url, "channel.loop", &[]);
+            assert_error_answer(
+                &r,
+                400,
+                &format!("a webhook to {url} on a server at {}", v6.addr),
+            );
+        }
+    } else {
+        eprintln!("self-loop: no IPv6 loopback here; [::1] not tried");
+    }
+
+    // The built-in receiver is a sink (it publishes nothing): allowed, and
+    // one publish is one delivery, not a loop.
+    let r = register_webhook(
+        addr,
+        &format!("http://127.0.0.1:{port}/webhook-receiver"),
+        "channel.loop",
+        &[],
+    );
+    assert_eq!(r.status, 201, "a webhook to the built-in receiver: {r:?}");
+    let published = stat(&stats(&server), "messages.published");
+    assert_eq!(server.post("/channels/loop", b"once").status, 201);
+    let got = wait_for(Duration::from_secs(5), || {
+        let e = receiver_entries(addr);
+        (!e.is_empty()).then_some(e)
+    });
+    let got = got.expect("the built-in receiver got the delivery");
+    assert_eq!(
+        got[0].get("verified").and_then(JsonValue::as_bool),
+        Some(true),
+        "{got:?}"
+    );
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(receiver_entries(addr).len(), 1, "one publish, one delivery");
+    assert_eq!(stat(&stats(&server), "messages.published"), published + 1);
+
+    // A publish made by a webhook delivery reaches subscribers but fires
+    // no webhook; a normal publish does.
+    let sink = Sink::start();
+    let r = register_webhook(
+        addr,
+        &format!("http://{}/hook", sink.addr),
+        "channel.quiet",
+        &[],
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let mut sub = Sse::open_ok(&server, "/channels/quiet/events", &[]);
+    let r = server.request(
+        "POST",
+        "/channels/quiet",
+        &[("X-Pushwire-Delivery", "d-17")],
+        b"relayed",
+    );
+    assert_eq!(r.status, 201, "a publish by a delivery: {}", r.text());
+    sub.expect_message(1, "relayed");
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        sink.hits().is_empty(),
+        "a delivery's publish fired a webhook: {:?}",
+        sink.hits()
+    );
+    assert_eq!(server.post("/channels/quiet", b"direct").status, 201);
+    sub.expect_message(2, "direct");
+    let hits = wait_for(Duration::from_secs(5), || {
+        let h = sink.hits();
+        (!h.is_empty()).then_some(h)
+    })
+    .expect("a normal publish reaches the webhook");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(hits[0].contains("\"data\":\"direct\""), "{}", hits[0]);
+
+    let peak = watch.stop();
+    let worst = canary.check("webhook self-loop");
+    report_bounds("webhook self-loop", "(defaults)", base, peak, worst);
+}
+
+// ----- 10.5 --max-webhooks ---------------------------------------------------
+
+#[test]
+fn max_webhooks_counts_job_callbacks_until_they_are_delivered() {
+    let flags = "--max-webhooks 2";
+    let server = Server::start(&["--max-webhooks", "2"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let sink = Sink::start();
+    let hook = format!("http://{}/hook", sink.addr);
+    let callback = |ms: u64| {
+        ask(
+            addr,
+            "POST",
+            &format!("/submit?duration_ms={ms}&callback={}", enc(&hook)),
+            &[],
+            b"",
+        )
+    };
+
+    let a = register_webhook(addr, &hook, "channel.x", &[]);
+    let b = register_webhook(addr, &hook, "channel.y", &[]);
+    assert_eq!((a.status, b.status), (201, 201), "{a:?} {b:?}");
+    let (a, b) = (webhook_id(&a), webhook_id(&b));
+    assert_error_answer(
+        &register_webhook(addr, &hook, "channel.z", &[]),
+        503,
+        "a third webhook",
+    );
+    assert_error_answer(&callback(0), 503, "a job callback past --max-webhooks");
+    assert_eq!(listed_webhooks(addr), vec![a.clone(), b.clone()]);
+
+    // Deleting one makes room.
+    assert_eq!(
+        ask(addr, "DELETE", &format!("/webhooks/{a}"), &[], b"").status,
+        204
+    );
+    let c = register_webhook(addr, &hook, "channel.z", &[]);
+    assert_eq!(c.status, 201, "after a delete: {c:?}");
+    assert_eq!(
+        ask(addr, "DELETE", &format!("/webhooks/{b}"), &[], b"").status,
+        204
+    );
+
+    // A job's callback takes a place until its delivery is done.
+    let job = callback(300);
+    assert_eq!(job.status, 202, "{job:?}");
+    let j = job
+        .json()
+        .ok()
+        .and_then(|v| v.get("webhook")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no webhook id in {job:?}"));
+    assert_eq!(listed_webhooks(addr).len(), 2);
+    assert_error_answer(
+        &register_webhook(addr, &hook, "channel.w", &[]),
+        503,
+        "while the callback waits",
+    );
+    let hits = wait_for(Duration::from_secs(5), || {
+        let h = sink.hits();
+        (!h.is_empty()).then_some(h)
+    })
+    .expect("the job's callback was delivered");
+    assert!(hits[0].contains("job.done"), "{}", hits[0]);
+    let gone = wait_for(Duration::from_secs(2), || {
+        (!listed_webhooks(addr).contains(&j)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the delivered callback is still listed: {:?}",
+        listed_webhooks(addr)
+    );
+    let d = register_webhook(addr, &hook, "channel.w", &[]);
+    assert_eq!(d.status, 201, "after the callback's delivery: {d:?}");
+    // Its attempt stays readable.
+    let r = ask(addr, "GET", &format!("/webhooks/{j}/deliveries"), &[], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let peak = watch.stop();
+    let worst = canary.check("--max-webhooks");
+    report_bounds("webhook count", flags, base, peak, worst);
+}
+
+// ----- 10.6 Only the server's own pages may make it call out -----------------
+
+#[test]
+fn webhooks_need_the_servers_own_origin_or_a_listed_one() {
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let sink = Sink::start();
+    let hook = format!("http://{}/hook", sink.addr);
+    let cb = format!("/submit?duration_ms=0&callback={}", enc(&hook));
+    let evil = [("Origin", "http://evil.example")];
+    let own_origin = format!("http://{addr}");
+    let own = [("Origin", own_origin.as_str())];
+
+    // Without --allow-origin every origin may use the API, but not make
+    // the server call out.
+    assert_error_answer(
+        &register_webhook(addr, &hook, "job.done", &evil),
+        403,
+        "register, evil origin",
+    );
+    assert_error_answer(
+        &ask(addr, "POST", &cb, &evil, b""),
+        403,
+        "a callback, evil origin",
+    );
+    assert!(
+        listed_webhooks(addr).is_empty(),
+        "{:?}",
+        listed_webhooks(addr)
+    );
+    let r = ask(addr, "POST", "/submit?duration_ms=0", &evil, b"");
+    assert_eq!(
+        r.status, 202,
+        "a job without a callback, evil origin: {r:?}"
+    );
+    let id = webhook_id(&register_webhook(addr, &hook, "job.done", &[]));
+    let del = format!("/webhooks/{id}");
+    assert_error_answer(
+        &ask(addr, "DELETE", &del, &evil, b""),
+        403,
+        "delete, evil origin",
+    );
+    assert_eq!(listed_webhooks(addr), vec![id.clone()]);
+
+    // The server's own origin (its demo page) may, in any case.
+    assert_eq!(
+        ask(addr, "DELETE", &del, &own, b"").status,
+        204,
+        "delete, own origin"
+    );
+    let r = register_webhook(addr, &hook, "job.done", &own);
+    assert_eq!(r.status, 201, "register, own origin {own_origin}: {r:?}");
+    let upper = [("Origin", &*own_origin.to_ascii_uppercase())];
+    let r = register_webhook(addr, &hook, "job.done", &upper);
+    assert_eq!(r.status, 201, "register, own origin upper-cased: {r:?}");
+    let r = ask(addr, "POST", &cb, &own, b"");
+    assert_eq!(r.status, 202, "a callback, own origin: {r:?}");
+    let peak = watch.stop();
+    let worst = canary.check("webhook origin rule");
+    drop(server);
+
+    // A listed origin may too; another still may not.
+    let listed = Server::start(&["--allow-origin", "http://evil.example"]);
+    let a2 = listed.addr;
+    let r = register_webhook(a2, &hook, "job.done", &evil);
+    assert_eq!(r.status, 201, "register, listed origin: {r:?}");
+    let id = webhook_id(&r);
+    let other = [("Origin", "http://other.example")];
+    assert_error_answer(
+        &register_webhook(a2, &hook, "job.done", &other),
+        403,
+        "an unlisted origin",
+    );
+    assert_eq!(
+        ask(a2, "POST", &cb, &evil, b"").status,
+        202,
+        "a callback, listed origin"
+    );
+    assert_eq!(
+        ask(a2, "DELETE", &format!("/webhooks/{id}"), &evil, b"").status,
+        204
+    );
+    report_bounds(
+        "webhook origin rule",
+        "(defaults); --allow-origin http://evil.example",
+        base,
+        peak,
+        worst,
+    );
+}
+
+// ----- 10.7 Chunked framing -------------------------------------------------
+
+#[test]
+fn chunk_extensions_count_against_the_body_limit() {
+    let flags = "--max-body-bytes 1000";
+    let server = Server::start(&["--max-body-bytes", "1000"]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let head = format!(
+        "POST /channels/chunky HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+
+    // Framing within the allowance is fine: 900 one-byte chunks with
+    // 40-byte extensions (about 45 KB of raw body for 900 bytes).
+    let mut s = connect(addr);
+    let mut req = head.clone().into_bytes();
+    for _ in 0..900 {
+        req.extend_from_slice(format!("1;e={}\r\na\r\n", "x".repeat(38)).as_bytes());
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    s.write_all(&req).unwrap();
+    let r = try_read_response(&mut s).expect("an answer to the chunked publish");
+    assert_eq!(
+        r.status, 201,
+        "900 bytes in 1-byte chunks with extensions: {r:?}"
+    );
+
+    // 1-byte chunks with 4000-byte extensions: cut once the raw body
+    // passes 1000 + 64 KiB, long before 200 KiB was sent.
+    let mut s = connect(addr);
+    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    let chunk = format!("1;ext={}\r\na\r\n", "e".repeat(4000)).into_bytes();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut write_error = None;
+    while got.is_empty() && sent < 200 * 1024 {
+        if let Err(e) = s.write_all(&chunk) {
+            write_error = Some(e.to_string());
+            break;
+        }
+        sent += chunk.len();
+        // Past the allowance, give a busy machine time to answer before
+        // sending more (the bound is on what the server takes in, not on
+        // how fast it says so).
+        let wait = if sent > 72 * 1024 { 200 } else { 1 };
+        s.set_read_timeout(Some(Duration::from_millis(wait)))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => {
+                write_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let rest = read_to_close(&mut s);
+    let closed = rest.is_ok();
+    got.extend(rest.unwrap_or_else(|(_, got)| got));
+    eprintln!(
+        "chunked framing: answered after {} KiB sent ({write_error:?}): {:?}",
+        sent / 1024,
+        String::from_utf8_lossy(&got[..got.len().min(60)])
+    );
+    assert_eq!(
+        first_status(&got),
+        Some(413),
+        "after {sent} bytes of 1-byte chunks with 4000-byte extensions: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(sent < 200 * 1024, "the 413 came only after {sent} bytes");
+    assert!(closed, "the connection stayed open after the 413");
+    let r = server.get("/channels/chunky/poll?after=1&timeout=0");
+    assert!(
+        r.text().contains("\"messages\":[]"),
+        "the cut body was published: {}",
+        r.text()
+    );
+
+    let peak = watch.stop();
+    let worst = canary.check("chunked framing");
+    report_bounds("chunked framing", flags, base, peak, worst);
+}
+
+// ----- 10.8 Fairness: work per turn, not only bytes --------------------------
+
+#[test]
+fn a_flood_of_tiny_frames_takes_turns_with_other_clients() {
+    const N: u64 = 30_000;
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+    let mut control = connect(addr);
+    let before = stat(&stats_on(&mut control, addr), "messages.published");
+
+    // The flooder publishes to its own channel, and reads what comes back
+    // (its own messages) on a thread, which says when the first arrived.
+    let ws = RawWs::open(addr, "/channels/fair/ws");
+    let mut w = ws.s.try_clone().unwrap();
+    let mut ws = ws;
+    ws.s.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut next = 1;
+        while next <= N {
+            match ws.next_frame() {
+                Ok(Some((b0, p))) if b0 & 0x0f == OP_TEXT => {
+                    let want = format!("{{\"id\":{next},\"data\":\"x\"}}");
+                    if p != want.as_bytes() {
+                        return Err(format!(
+                            "expected {want}, got {:?}",
+                            String::from_utf8_lossy(&p)
+                        ));
+                    }
+                    if next == 1 {
+                        let _ = first_tx.send(());
+                    }
+                    next += 1;
+                }
+                Ok(Some(_)) => {}
+                other => return Err(format!("after {} messages: {other:?}", next - 1)),
+            }
+        }
+        Ok(next - 1)
+    });
+    let flood: Vec<u8> = (0..N).flat_map(|_| frame(true, OP_TEXT, b"x")).collect();
+    w.write_all(&flood).expect("write the flood");
+    first_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the flood's first message came back");
+    // The server is working through the flood: another client is served
+    // meanwhile, after at most a turn of it.
+    let t = Instant::now();
+    let during = stat(&stats_on(&mut control, addr), "messages.published") - before;
+    let took = t.elapsed();
+    eprintln!(
+        "fairness: /stats answered in {took:?} with {during} of the {N} flood frames published"
+    );
+    assert!(
+        during < N / 3,
+        "another client's request waited for {during} of {N} publishes from one connection's \
+         single write (the loop takes at most 256 units a connection a turn)"
+    );
+    assert_eq!(reader.join().unwrap(), Ok(N), "the flooder's own messages");
+    assert_eq!(
+        stat(&stats_on(&mut control, addr), "messages.published") - before,
+        N
+    );
+    reset(w);
+
+    let peak = watch.stop();
+    let worst = canary.check("tiny-frame flood");
+    report_bounds(
+        "30,000 tiny frames in one write",
+        "(defaults)",
+        base,
+        peak,
+        worst.max(took),
+    );
+}
+
+// ----- 10.9 The receiver's bodies ---------------------------------------------
+
+#[test]
+fn receiver_bodies_are_cut_and_its_answer_is_shared() {
+    const KEEP: usize = 64 * 1024;
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryHttp::Fresh);
+    warm_up(&server);
+    let base = baseline_rss(pid);
+    let watch = RssWatch::start(pid);
+
+    // 200 KiB in, 64 KiB kept, and said so.
+    let mut poster = connect(addr);
+    let big = tagged("first", 200 * 1024, b'b');
+    let r = ask_on(&mut poster, addr, "POST", "/webhook-receiver", &[], &big);
+    assert_eq!(r.status, 200, "{r:?}");
+    let e = receiver_entries(addr);
+    let body = e[0]
+        .get("body")
+        .and_then(JsonValue::as_str)
+        .expect("a body");
+    assert_eq!((body.len(), &body[..6]), (KEEP, "first "), "the kept body");
+    assert_eq!(
+        e[0].get("body_truncated").and_then(JsonValue::as_bool),
+        Some(true),
+        "{:?}",
+        &e[0].keys()
+    );
+    let r = ask_on(
+        &mut poster,
+        addr,
+        "POST",
+        "/webhook-receiver",
+        &[],
+        b"small",
+    );
+    assert_eq!(r.status, 200);
+    let e = receiver_entries(addr);
+    assert_eq!(e[1].get("body").and_then(JsonValue::as_str), Some("small"));
+    assert_ne!(
+        e[1].get("body_truncated").and_then(JsonValue::as_bool),
+        Some(true)
+    );
+
+    // 100 such bodies: the answer is about 100 x 64 KiB. (Of letters: the
+    // answer is built on the loop once per change, and 6.4 MB of control
+    // bytes, 38 MB of JSON, take ~0.6 s of a debug build's loop.)
+    for i in 0..100 {
+        let body = tagged(&format!("{i:03}"), 200 * 1024, b'q');
+        let r = ask_on(&mut poster, addr, "POST", "/webhook-receiver", &[], &body);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let stored = rss_kib(pid);
+    let answer_kib = 100 * KEEP as u64 / 1024;
+    let out_before = stat(&stats(&server), "bytes.out");
+    let mut lazy = Vec::new();
+    for _ in 0..20 {
+        let mut s = connect(addr);
+        s.write_all(format!("GET /webhook-receiver HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .unwrap();
+        lazy.push(s);
+    }
+    let out_after = wait_output_settles(&server);
+    let peak = watch.max();
+    // The answer is built once (a growing String, then the shared copy:
+    // up to twice its size for a moment) and shared by every request.
+    let limit = base + 100 * KEEP as u64 / 1024 + 2 * answer_kib + 24 * MIB;
+    eprintln!(
+        "receiver: 20 stalled GETs: {} KiB written to them, peak RSS {peak} KiB, now {} KiB \
+         (baseline {base} KiB, {stored} KiB with 100 bodies stored, limit {limit} KiB)",
+        (out_after - out_before) / 1024,
+        rss_kib(pid)
+    );
+    assert!(
+        peak <= limit,
+        "server RSS reached {peak} KiB while 20 clients that never read asked for the \
+         {answer_kib} KiB receiver list: above baseline {base} KiB + 100 x 64 KiB stored + \
+         twice one answer + 24 MiB = {limit} KiB (an answer each would take 20 x {answer_kib} \
+         KiB)"
+    );
+    for s in lazy {
+        reset(s);
+    }
+    // A reader gets the whole list: the last 100, each cut.
+    let r = ask(addr, "GET", "/webhook-receiver", &[], b"");
+    assert_eq!(r.status, 200);
+    let mark = b"\"body_truncated\":true";
+    let cut = r.body.windows(mark.len()).filter(|w| w == mark).count();
+    assert_eq!(
+        cut,
+        100,
+        "entries marked body_truncated in {} bytes",
+        r.body.len()
+    );
+    assert!(
+        r.body.len() as u64 > answer_kib * 1024,
+        "{} bytes",
+        r.body.len()
+    );
+
+    let peak = watch.stop();
+    let worst = canary.check("receiver bodies");
+    report_bounds(
+        "receiver: 100 bodies of 200 KiB, 20 non-readers",
+        "(defaults)",
+        base,
+        peak,
+        worst,
+    );
+}
+
+// ----- 10.10 Shutdown with a backplane ---------------------------------------
+
+/// SIGTERM to a node with `--redis` ends as promptly as without one: the
+/// backplane's connections are the server's own, not clients to wait for.
+#[test]
+fn sigterm_with_redis_ends_within_a_second() {
+    let redis = common::RedisServer::start();
+    let url = redis.url();
+    for with_subscriber in [false, true] {
+        let what = if with_subscriber {
+            "with a WebSocket subscriber"
+        } else {
+            "idle"
+        };
+        let mut server = Server::start(&["--redis", &url]);
+        let addr = server.addr;
+        let up = wait_for(Duration::from_secs(5), || {
+            let st = stats(&server);
+            st.get("backplane")?.get("up")?.as_bool()?.then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "the backplane did not come up: {:?}",
+            stats(&server)
+        );
+        // The subscriber reads (so it answers the close 1001 at once).
+        let subscriber = with_subscriber.then(|| {
+            let mut ws = ws_client(addr, "/channels/r/ws").expect("a subscriber");
+            assert_eq!(server.post("/channels/r", b"hello").status, 201);
+            match ws.read() {
+                Ok(Message::Text(t)) => assert!(t.contains("hello"), "{t}"),
+                other => panic!("the subscriber's message: {other:?}"),
+            }
+            thread::spawn(move || while ws.read().is_ok() {})
+        });
+        let t0 = Instant::now();
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &server.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        let exit = server.wait_exit(Duration::from_secs(6));
+        let took = t0.elapsed();
+        eprintln!("bounds: shutdown with --redis, {what} | --redis {url} | exited after {took:?}");
+        let exit = exit.unwrap_or_else(|| panic!("{what}: still running {took:?} after SIGTERM"));
+        assert!(exit.success(), "{what}: exit status {exit}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{what}: SIGTERM with --redis took {took:?} (the default --shutdown-timeout-ms is 5 s)"
+        );
+        if let Some(t) = subscriber {
+            t.join().unwrap();
+        }
     }
 }

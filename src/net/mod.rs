@@ -74,6 +74,14 @@ const READ_BUDGET: usize = 256 * 1024;
 /// waits for the next turn.
 const UNIT_BUDGET: usize = 256;
 
+/// Output the refills of drained connections (replays queued as their
+/// connections drain, `App::drained`) may queue in one turn, all together.
+/// Past it, the other drained connections wait for the next turn, in
+/// order: twenty clients replaying at once would otherwise each add a send
+/// buffer every turn, and the turn every other client waits for would grow
+/// with their number.
+const REFILL_BUDGET: usize = 4 * 1024 * 1024;
+
 /// A connection's leftover input up to this size is moved to the front of
 /// the loop's read buffer before the next read, rather than the read being
 /// appended to it (see `read_loop`).
@@ -254,6 +262,9 @@ pub struct Io<A: App> {
     resume: Vec<ConnId>,
     /// Connections that used up their read budget: read again next turn.
     read_again: Vec<ConnId>,
+    /// Connections whose output drained while the application asked to
+    /// hear of it (`notify_when_drained`): told next turn.
+    drained: Vec<ConnId>,
     /// Connections that stopped being active / left the slab, for the
     /// application to hear about once the current call returns.
     stopped: Vec<ConnId>,
@@ -400,7 +411,8 @@ impl<A: App> Io<A> {
     }
 
     /// Asks for one `App::drained` call once the connection's unsent output
-    /// falls to half of `--send-buffer-bytes` (at once if it already has).
+    /// falls to half of `--send-buffer-bytes`, in the loop's next turn (one
+    /// refill a turn: a fast reader takes turns with everyone else).
     pub fn notify_when_drained(&mut self, id: ConnId) {
         if let Some(c) = self.get_mut(id) {
             c.notify_drained = true;
@@ -623,6 +635,7 @@ impl<A: App> Reactor<A> {
                 dirty: Vec::new(),
                 resume: Vec::new(),
                 read_again: Vec::new(),
+                drained: Vec::new(),
                 stopped: Vec::new(),
                 closed: Vec::new(),
                 not_counted: 0,
@@ -670,8 +683,9 @@ impl<A: App> Reactor<A> {
                 let left = deadline.saturating_duration_since(self.io.now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
-            if !self.io.read_again.is_empty() {
-                // Input is waiting: look for new events, but don't sleep.
+            if !self.io.read_again.is_empty() || !self.io.drained.is_empty() {
+                // Input or a refill is waiting: look for new events, but
+                // don't sleep.
                 timeout = Some(Duration::ZERO);
             }
             if let Err(e) = self.io.poll.poll(&mut events, timeout) {
@@ -733,6 +747,27 @@ impl<A: App> Reactor<A> {
                     });
                 }
             }
+            // Output that drained last turn is refilled once per turn (a
+            // replay's next send buffer), so a client that reads as fast as
+            // the server writes takes turns with everyone else instead of
+            // being fed its whole replay in one turn; and all refills
+            // together stop at REFILL_BUDGET (always at least one).
+            let mut due = std::mem::take(&mut self.io.drained);
+            let (mut queued, mut taken) = (0, 0);
+            for &id in &due {
+                if queued >= REFILL_BUDGET {
+                    break;
+                }
+                taken += 1;
+                if self.io.get(id).is_some_and(|c| c.phase == Phase::Active) {
+                    let before = self.io.backlog(id);
+                    self.guarded(Some(id), |r| r.app.drained(&mut r.io, id));
+                    queued += self.io.backlog(id).saturating_sub(before);
+                }
+            }
+            // Only flushes (below) add to the list: the rest go first.
+            due.drain(..taken);
+            self.io.drained = due;
             self.fire_timers();
             // Resuming can queue output, and flushing can resume readers.
             while !self.io.resume.is_empty() || !self.io.dirty.is_empty() {
@@ -1100,8 +1135,12 @@ impl<A: App> Reactor<A> {
         }
         if c.notify_drained && c.out.len() <= self.io.opts.send_buffer_bytes / 2 {
             c.notify_drained = false;
+            // Told next turn, not now: refilling here would loop (flush,
+            // refill, flush, ...) for as long as the kernel takes more, a
+            // whole 64 MiB replay in one turn while every other client
+            // waits.
             if c.phase == Phase::Active {
-                self.app.drained(&mut self.io, id);
+                self.io.drained.push(id);
             }
         }
         // Output drained below the backpressure mark: resume reading, since

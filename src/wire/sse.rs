@@ -91,7 +91,10 @@ fn lines(s: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(s);
     std::iter::from_fn(move || {
         let current = rest?;
-        match current.find(['\r', '\n']) {
+        // A byte scan, not `str::find` with a char pattern, which decodes
+        // every character: this runs over every byte of every message (a
+        // megabyte of SSE data took ~150 ms in a debug build that way).
+        match current.bytes().position(|b| b == b'\r' || b == b'\n') {
             None => {
                 rest = None;
                 Some(current)

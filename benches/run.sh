@@ -21,7 +21,7 @@ FANOUT=${FANOUT:-10000}
 # Subscribers in the two-node (Redis) comparison.
 FANOUT_REDIS=${FANOUT_REDIS:-2000}
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(ws-echo ws-echo-16k http wrk fanout longpoll idle redis deflate)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(ws-echo ws-echo-16k http wrk fanout longpoll idle redis deflate token)
 # Publishes per second in the compression comparison (1 KiB JSON each).
 DEFLATE_RATE=${DEFLATE_RATE:-100}
 
@@ -115,6 +115,18 @@ for round in $(seq "$ROUNDS"); do
                 echo "{\"label\":\"wrk-canned\",\"round\":$round,\"result\":{\"throughput\":$c}}" >>"$RESULTS"
                 echo "{\"label\":\"wrk-shortpoll\",\"round\":$round,\"result\":{\"throughput\":$p}}" >>"$RESULTS"
                 echo "  wrk: canned $c requests/s, pushwire /checkstatus $p requests/s" ;;
+            token)
+                # The same channel workloads on a server with --token-secret,
+                # each right after its run without: a token is verified once
+                # per request or connection, never per message.
+                SECRET=bench-secret-0123456789abcdef-0123456789
+                TOKEN=$(target/release/pushwire token --subscribe '*' --publish '*' --ttl 0 --token-secret "$SECRET")
+                pushwire; curl -s -d seed "http://127.0.0.1:$PORT/channels/bench" >/dev/null
+                run poll-open http-keepalive --conns 100 --inflight 1 --path "/channels/bench/poll?after=0&timeout=0"; stop_server
+                pushwire --token-secret "$SECRET"; curl -s -H "Authorization: Bearer $TOKEN" -d seed "http://127.0.0.1:$PORT/channels/bench" >/dev/null
+                run poll-token http-keepalive --conns 100 --inflight 1 --path "/channels/bench/poll?after=0&timeout=0" --token "$TOKEN"; stop_server
+                pushwire; run fanout-open ws-fanout --conns "$FANOUT" --rate 100 --size 64; stop_server
+                pushwire --token-secret "$SECRET"; run fanout-token ws-fanout --conns "$FANOUT" --rate 100 --size 64 --token "$TOKEN"; stop_server ;;
             fanout)
                 pushwire; run ws-fanout ws-fanout --conns "$FANOUT" --rate 100 --size 64; stop_server
                 pushwire; run sse-fanout sse-fanout --conns "$FANOUT" --rate 100 --size 64; stop_server ;;
@@ -172,14 +184,17 @@ for a, b, name in [("ws-echo-64", "tcp-echo-64", "WebSocket echo 64 B / raw TCP 
                    ("ws-echo-16k", "tcp-echo-16k", "WebSocket echo 16 KiB / raw TCP echo"),
                    ("shortpoll", "canned", "keep-alive short polls / canned mio HTTP"),
                    ("wrk-shortpoll", "wrk-canned", "keep-alive short polls / canned mio HTTP, with wrk"),
-                   ("ws-echo-1k-deflate", "ws-echo-1k", "WebSocket echo 1 KiB JSON, compressed / uncompressed")]:
+                   ("ws-echo-1k-deflate", "ws-echo-1k", "WebSocket echo 1 KiB JSON, compressed / uncompressed"),
+                   ("poll-token", "poll-open", "keep-alive channel polls, with a token / without")]:
     pa, pb = tput(a), tput(b)
     if pa and pb:
         print(f"  {name}: {spread([x / y for x, y in zip(pa, pb) if y])}")
 p99 = lambda label: [x.get("p99_us") or 0 for x in by.get(label, [])]
-pa, pb = p99("fanout-1k-deflate"), p99("fanout-1k")
-if pa and pb:
-    print(f"  fan-out p99, 1 KiB JSON, compressed / uncompressed: {spread([x / y for x, y in zip(pa, pb) if y])}")
+for a, b, name in [("fanout-1k-deflate", "fanout-1k", "fan-out p99, 1 KiB JSON, compressed / uncompressed"),
+                   ("fanout-token", "fanout-open", "fan-out p99, with tokens / without")]:
+    pa, pb = p99(a), p99(b)
+    if pa and pb:
+        print(f"  {name}: {spread([x / y for x, y in zip(pa, pb) if y])}")
 print()
 print("per scenario (median over rounds):")
 for label, res in by.items():

@@ -229,8 +229,15 @@ impl Tpl {
     fn new(o: &Opts) -> Tpl {
         let host = &o.host;
         let ch = &o.channel;
+        // A server with --token-secret wants a token on every channel
+        // request: verified once per request or connection.
+        let auth = o
+            .token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let get = |target: &str, extra: &str| {
-            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes()
+            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{auth}{extra}\r\n").into_bytes()
         };
         let ws_path = match o.scenario {
             Scenario::WsFanout => format!("/channels/{ch}/ws"),
@@ -273,7 +280,7 @@ impl Tpl {
         // The publish body: the timestamp, then padding to --size.
         let body_len = o.size.max(TS_DIGITS);
         let mut publish = format!(
-            "POST /channels/{ch} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\n\
+            "POST /channels/{ch} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: text/plain\r\n\
              Content-Length: {body_len}\r\n\r\n"
         )
         .into_bytes();

@@ -88,6 +88,9 @@ pub struct Opts {
     pub server_pid: Option<u32>,
     pub json: bool,
     pub path: Option<String>,
+    /// `--token`: sent as `Authorization: Bearer` on every request and
+    /// upgrade (a server with `--token-secret`).
+    pub token: Option<String>,
     pub binary: bool,
     pub idle_kind: IdleKind,
     /// Server modes: how long to serve before exiting by itself.
@@ -147,6 +150,8 @@ flags [defaults]:
   --channel NAME       channel for fan-out and the default http path [bench]
   --path P             http-keepalive request target
                        [/channels/{channel}/poll?timeout=0]; idle WebSocket path [/echo]
+  --token T            send Authorization: Bearer T on every request and upgrade
+                       (a server with --token-secret)
   --binary             ws-echo: binary frames instead of text
   --deflate            WebSockets offer permessage-deflate (RFC 7692) and need it
                        accepted; echo messages are sent compressed, everything
@@ -236,6 +241,7 @@ pub fn parse(args: &[String]) -> Result<Opts, (String, u8)> {
         server_pid: None,
         json: false,
         path: None,
+        token: None,
         binary: false,
         idle_kind: IdleKind::Ws,
         lifetime: Duration::from_secs(600),
@@ -270,6 +276,7 @@ pub fn parse(args: &[String]) -> Result<Opts, (String, u8)> {
             "--rate" => o.rate = num(value(i)?, flag).map_err(usage)?,
             "--channel" => o.channel = value(i)?.to_string(),
             "--path" => o.path = Some(value(i)?.to_string()),
+            "--token" => o.token = Some(value(i)?.to_string()),
             "--sources" => o.sources = num(value(i)?, flag).map_err(usage)?,
             "--server-pid" => o.server_pid = Some(num(value(i)?, flag).map_err(usage)?),
             "--idle-kind" => {

@@ -1,4 +1,4 @@
-//! Embedding pushwire in an application (API.md section 6).
+//! Embedding pushwire in an application (docs/api.md section 6).
 //!
 //! The application owns the server: it binds it, runs its event loop on a
 //! thread of its own, and publishes to a channel from any other thread
@@ -11,7 +11,7 @@
 //! cargo run --example embed -- 127.0.0.1:0   # any free port
 //! ```
 //!
-//! Then subscribe with any transport of API.md section 2, e.g.
+//! Then subscribe with any transport of docs/api.md section 2, e.g.
 //!
 //! ```text
 //! curl -N http://127.0.0.1:8080/channels/logins/events       # Server-Sent Events

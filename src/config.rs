@@ -1,5 +1,5 @@
 //! Every knob of the server, its default, and the command-line flags that set
-//! it (API.md "Running it"). `--help` prints this table from the same source
+//! it (docs/api.md "Running it"). `--help` prints this table from the same source
 //! the parser uses, so the two can never disagree.
 
 use std::fmt;
@@ -432,7 +432,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, ArgErr
     Ok(Cli::Run(Box::new(c)))
 }
 
-/// The flags of `pushwire token` (API.md section 8).
+/// The flags of `pushwire token` (docs/api.md section 8).
 fn parse_token_args(mut it: impl Iterator<Item = String>) -> Result<Cli, ArgError> {
     let mut t = TokenRequest {
         ttl: 3600,

@@ -1,5 +1,5 @@
 //! The pub/sub core: channels, their message ids, their history, their
-//! subscribers (API.md section 2). Pure bookkeeping: the event loop does the
+//! subscribers (docs/api.md section 2). Pure bookkeeping: the event loop does the
 //! delivering.
 //!
 //! ```text
@@ -40,7 +40,7 @@ pub struct Stored {
     pub data: Arc<str>,
     /// Published by a webhook delivery (a request carrying
     /// `X-Pushwire-Delivery`): it reaches subscribers but fires no webhook,
-    /// so servers cannot call each other in a loop (API.md section 4).
+    /// so servers cannot call each other in a loop (docs/api.md section 4).
     pub quiet: bool,
 }
 
@@ -106,7 +106,7 @@ impl Channel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resume {
     pub truncated: bool,
-    /// The first id that follows (API.md's `oldest`).
+    /// The first id that follows (docs/api.md's `oldest`).
     pub oldest: u64,
     /// Index into `history` of the first message to send.
     pub start: usize,
@@ -171,7 +171,7 @@ pub struct Hub {
     pub published: u64,
 }
 
-/// API.md section 2: a channel name matches `[A-Za-z0-9_.-]{1,64}`.
+/// docs/api.md section 2: a channel name matches `[A-Za-z0-9_.-]{1,64}`.
 pub fn is_valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name

@@ -1,5 +1,5 @@
 //! Jobs: stand-ins for slow work (a video upload, a payment) that clients
-//! watch by short polling or long polling (API.md section 1).
+//! watch by short polling or long polling (docs/api.md section 1).
 //!
 //! A job advances from 0 to 100 percent in steps of 10, evenly over its
 //! duration. Nothing runs: progress is computed from the clock when asked,
@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// The longest job a client may ask for (API.md: `duration_ms` 0..=600000).
+/// The longest job a client may ask for (docs/api.md: `duration_ms` 0..=600000).
 pub const MAX_DURATION: Duration = Duration::from_millis(600_000);
 pub const DEFAULT_DURATION: Duration = Duration::from_millis(10_000);
 
@@ -113,7 +113,7 @@ impl Jobs {
     }
 }
 
-/// Parses a job id: `job:` and a decimal number (API.md section 1).
+/// Parses a job id: `job:` and a decimal number (docs/api.md section 1).
 pub fn parse_job_id(s: &str) -> Option<u64> {
     crate::wire::query::parse_decimal(s.strip_prefix("job:")?)
 }

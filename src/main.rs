@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// `PUSHWIRE_TOKEN_SECRET`, when set (API.md section 8).
+/// `PUSHWIRE_TOKEN_SECRET`, when set (docs/api.md section 8).
 fn env_secret() -> Result<Option<TokenSecret>, pushwire::config::ArgError> {
     match std::env::var_os("PUSHWIRE_TOKEN_SECRET") {
         None => Ok(None),

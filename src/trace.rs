@@ -182,7 +182,7 @@ fn compressed_text(
 }
 
 /// A request line with any `access_token` value replaced by `…`: tokens
-/// never appear in the trace (API.md section 8).
+/// never appear in the trace (docs/api.md section 8).
 fn redact_request_line(first: &str) -> std::borrow::Cow<'_, str> {
     let mut parts = first.splitn(3, ' ');
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())

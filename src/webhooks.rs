@@ -1,5 +1,5 @@
 //! Webhooks: registrations, deliveries and their attempts, the built-in
-//! receiver's log (API.md section 4). Pure bookkeeping; the sending is done
+//! receiver's log (docs/api.md section 4). Pure bookkeeping; the sending is done
 //! by `app::webhooks` on the event loop.
 //!
 //! ```text
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::hub::is_valid_name;
 use crate::wire::url::Url;
 
-/// Seconds to wait before each retry (API.md: 1, 2, 4, 8, 16 s), so a
+/// Seconds to wait before each retry (docs/api.md: 1, 2, 4, 8, 16 s), so a
 /// delivery gets at most `BACKOFF.len() + 1` attempts.
 pub const BACKOFF_S: [u64; 5] = [1, 2, 4, 8, 16];
 
@@ -27,10 +27,10 @@ pub const MAX_RECORDS: usize = 200;
 /// after they are gone (the oldest are forgotten first).
 pub const FINISHED_KEEP: usize = 1000;
 
-/// Deliveries the built-in receiver remembers (API.md: the last 100).
+/// Deliveries the built-in receiver remembers (docs/api.md: the last 100).
 pub const RECEIVER_KEEP: usize = 100;
 
-/// The built-in receiver keeps at most this much of each body (API.md
+/// The built-in receiver keeps at most this much of each body (docs/api.md
 /// section 4), marking it `body_truncated`.
 pub const RECEIVER_BODY_KEEP: usize = 64 * 1024;
 

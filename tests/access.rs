@@ -1,4 +1,4 @@
-//! API.md section 8, "Access control", from the outside, over every
+//! docs/api.md section 8, "Access control", from the outside, over every
 //! transport.
 //!
 //! Tokens are made independently of the server's code: by Python's

@@ -1,4 +1,4 @@
-//! API.md section 2, "Channels: one pub/sub model over every transport",
+//! docs/api.md section 2, "Channels: one pub/sub model over every transport",
 //! from the outside, plus section 3's "Slow consumers" and "Clock (SSE)"
 //! and section 5 (`/stats`).
 //!
@@ -1670,7 +1670,7 @@ fn sse_parser_self_check() {
 }
 
 // ---------------------------------------------------------------------------
-// /metrics (API.md section 5): the counters, in the Prometheus text format
+// /metrics (docs/api.md section 5): the counters, in the Prometheus text format
 // ---------------------------------------------------------------------------
 
 /// Every sample of a `/metrics` body (`name{labels}` → value), checking

@@ -1,4 +1,4 @@
-//! DNS names (API.md sections 4 and 7): a `--redis` host and a webhook host
+//! DNS names (docs/api.md sections 4 and 7): a `--redis` host and a webhook host
 //! named by DNS are resolved off the event loop, and a slow or dead lookup
 //! never stalls anyone else.
 //!

@@ -1,4 +1,4 @@
-//! API.md section 6, "Embedding": the crate as a library. An application
+//! docs/api.md section 6, "Embedding": the crate as a library. An application
 //! starts the server on its own thread and publishes to channels from any
 //! other thread through a `Handle`; subscribers (here a `tungstenite`
 //! WebSocket client and a raw HTTP long poll) see those messages like any
@@ -239,7 +239,7 @@ fn publish_after_the_server_stopped_is_refused_as_gone() {
     );
 }
 
-/// The handle's queue is bounded (API.md section 6): a loop that is not
+/// The handle's queue is bounded (docs/api.md section 6): a loop that is not
 /// taking commands (here: not running yet) makes `publish` refuse with
 /// `Full`, without blocking; once it runs, everything queued is published
 /// and publishing works again.

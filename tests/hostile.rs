@@ -1,10 +1,10 @@
 //! Hostile clients over real sockets, against the real `pushwire` binary
-//! (API.md "HTTP, errors and limits", section 3 "Slow consumers" and section
+//! (docs/api.md "HTTP, errors and limits", section 3 "Slow consumers" and section
 //! 5 "Observability"): slowloris heads and slow bodies, thousands of idle
 //! connections up to `--max-conns`, readers that never read, resets in the
 //! middle of a frame, a chunk or a response, half-closed sockets, random
 //! bytes to every endpoint, a ping flood and a pong flood, and graceful
-//! shutdown on SIGTERM and SIGINT. Section 10 (issue 13, API.md sections 2,
+//! shutdown on SIGTERM and SIGINT. Section 10 (issue 13, docs/api.md sections 2,
 //! 4 and 7) tries what an anonymous client could use to exhaust the server
 //! or make it call itself: junk channels, history by bytes, replays to
 //! clients that never read, webhook self-loops, `--max-webhooks`, the
@@ -809,7 +809,7 @@ fn slowloris_heads_get_408_and_others_are_served() {
                 &format!("round {round}: slow head"),
             );
         }
-        // API.md: a connection that sends nothing at all is closed
+        // docs/api.md: a connection that sends nothing at all is closed
         // silently after the header timeout.
         for (i, t) in out[SLOW..].iter().enumerate() {
             assert!(
@@ -1622,7 +1622,7 @@ struct Case {
     error_expected: bool,
 }
 
-/// Every path of API.md with a method that reaches it.
+/// Every path of docs/api.md with a method that reaches it.
 const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/"),
     ("POST", "/submit"),

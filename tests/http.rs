@@ -1,5 +1,5 @@
 //! The HTTP layer, from the outside: framing, keep-alive, pipelining, limits,
-//! timeouts, error answers and CORS, as API.md "Running it" and "HTTP, errors
+//! timeouts, error answers and CORS, as docs/api.md "Running it" and "HTTP, errors
 //! and limits" promise them.
 //!
 //! Every client here is a plain `std::net::TcpStream` writing hand-made bytes

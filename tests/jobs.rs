@@ -1,4 +1,4 @@
-//! API.md section 1, "Jobs: short polling and long polling", from the
+//! docs/api.md section 1, "Jobs: short polling and long polling", from the
 //! outside: submit, short polls, long polls, validation and concurrency.
 
 mod common;

@@ -1,4 +1,4 @@
-//! API.md section 7, "Several nodes": two (or more) `pushwire` processes
+//! docs/api.md section 7, "Several nodes": two (or more) `pushwire` processes
 //! sharing channels through a real `redis-server` (`--redis`), checked
 //! against the section 2 contract from the outside.
 //!
@@ -1116,7 +1116,7 @@ fn a_node_whose_redis_link_goes_silent_refuses_publishes_in_time_and_recovers() 
 
     proxy.set(Link::Blackhole);
     assert_eq!(publish(&a, "silent", "two"), 2);
-    // B's publish gets no reply: it must be refused, not hang (API.md:
+    // B's publish gets no reply: it must be refused, not hang (docs/api.md:
     // publishing answers 503 while Redis is unreachable).
     let t0 = Instant::now();
     let mut s = b.connect();
@@ -1192,7 +1192,7 @@ fn a_healthy_link_stays_up_past_the_connect_deadline() {
 }
 
 // ---------------------------------------------------------------------------
-// 9. A Redis with a password (API.md section 7): AUTH and SELECT on every
+// 9. A Redis with a password (docs/api.md section 7): AUTH and SELECT on every
 //    connection, a wrong password a clear error, never a loop
 // ---------------------------------------------------------------------------
 

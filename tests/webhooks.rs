@@ -1,4 +1,4 @@
-//! API.md section 4, "Webhooks", and section 1's `callback=`, from the
+//! docs/api.md section 4, "Webhooks", and section 1's `callback=`, from the
 //! outside.
 //!
 //! Everything on the receiving end is independent of the server's code:
@@ -54,7 +54,7 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// The `X-Pushwire-Signature` a delivery of `body` must carry: keyed with
-/// the secret's hex TEXT as bytes (API.md section 4).
+/// the secret's hex TEXT as bytes (docs/api.md section 4).
 fn expected_signature(secret: &str, body: &[u8]) -> String {
     format!("sha1={}", to_hex(&hmac_sha1(secret.as_bytes(), body)))
 }

@@ -1,5 +1,5 @@
 //! WebSocket integration tests (RFC 6455) against the real `pushwire`
-//! binary, written against API.md ("HTTP, errors and limits", section 3
+//! binary, written against docs/api.md ("HTTP, errors and limits", section 3
 //! "The seeds' own demos", section 5 "Observability").
 //!
 //! Two independent clients are used, neither sharing code with the server:
@@ -1507,7 +1507,7 @@ fn close_timeout_flag_bounds_the_wait_for_the_peers_close() {
 }
 
 // ---------------------------------------------------------------------------
-// Compression: permessage-deflate (RFC 7692), API.md section 2
+// Compression: permessage-deflate (RFC 7692), docs/api.md section 2
 // ---------------------------------------------------------------------------
 
 /// What Chrome and Firefox offer.

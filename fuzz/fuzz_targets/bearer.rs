@@ -8,7 +8,7 @@
 //! * `parse_authorization` equals RFC 6750 section 2.1 restated here
 //!   (`Bearer`, any case, 1*SP, a b64token; spaces and tabs around the
 //!   value ignored);
-//! * `credential` follows API.md section 8: a Bearer header wins,
+//! * `credential` follows docs/api.md section 8: a Bearer header wins,
 //!   otherwise the first decoded `access_token` query parameter;
 //! * `redact_authorization` shows only `Bearer …` or `…`;
 //! * `redact_target` leaves the path and every other query piece exactly

@@ -48,7 +48,7 @@ fn base64url(bytes: &[u8]) -> String {
     out
 }
 
-/// API.md section 8 restated: `*`, a channel name (`[A-Za-z0-9_.-]{1,64}`)
+/// docs/api.md section 8 restated: `*`, a channel name (`[A-Za-z0-9_.-]{1,64}`)
 /// or a prefix of one followed by `*`.
 fn is_pattern(p: &str) -> bool {
     let name_char = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);

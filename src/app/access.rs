@@ -1,4 +1,4 @@
-//! Access control (API.md section 8): with `--token-secret`, a signed token
+//! Access control (docs/api.md section 8): with `--token-secret`, a signed token
 //! decides who may publish, subscribe and administer. The token's format
 //! and checks are `wire::jwt`; how a request carries one is `wire::bearer`;
 //! this file decides what each route needs and answers 401 or 403.

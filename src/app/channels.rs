@@ -1,4 +1,4 @@
-//! Channels over every transport (API.md section 2): one publish reaches
+//! Channels over every transport (docs/api.md section 2): one publish reaches
 //! long pollers, event streams and WebSockets alike, each in id order,
 //! exactly once per connection.
 //!
@@ -28,7 +28,7 @@ use crate::wire::http1::Head;
 use crate::wire::ws_frame::opcode;
 use crate::wire::{json, query};
 
-/// At most this many messages in one long-poll answer (API.md).
+/// At most this many messages in one long-poll answer (docs/api.md).
 const MAX_POLL_MESSAGES: usize = 100;
 /// `timeout=S`: default and maximum, in seconds.
 const DEFAULT_POLL_S: u64 = 30;
@@ -471,7 +471,7 @@ pub fn ws(
     name: &str,
     grant: access::Grant,
 ) -> Flow {
-    // API.md: a bad `after` is refused before any upgrade.
+    // docs/api.md: a bad `after` is refused before any upgrade.
     let Ok(after) = decimal_param(head.query, "after") else {
         let sentence = "after must be a non-negative whole number";
         http::respond_error(app, io, id, ctx, 400, sentence);

@@ -1,4 +1,4 @@
-//! The chat room on `/` (API.md section 3): everyone connected receives
+//! The chat room on `/` (docs/api.md section 3): everyone connected receives
 //! `User<port> joined`, `User<port>: <text>` and `User<port> left`, the
 //! joiner and the sender included. `<port>` is the client's TCP source port.
 //!

@@ -49,7 +49,7 @@ pub enum Wait {
     /// Redis did not answer in time (a Redis connection), or a request
     /// held for a channel sync waited too long (503).
     Backplane,
-    /// The stream's token expires (API.md section 8).
+    /// The stream's token expires (docs/api.md section 8).
     TokenExpiry,
     /// No deadline applies (event streams, open WebSockets).
     None,

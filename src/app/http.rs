@@ -84,7 +84,7 @@ impl Reply {
 /// closed; otherwise it has `--header-timeout-ms` to send something.
 pub fn accepted(app: &mut App, io: &mut Io, id: ConnId) {
     if io.active_len() > app.cfg.max_conns {
-        // API.md: past --max-conns the refused connection gets a 503 and
+        // docs/api.md: past --max-conns the refused connection gets a 503 and
         // is closed. It lingers like any closing connection so the 503 is
         // not lost to a reset; it does not count as active.
         respond_error_and_close(
@@ -225,7 +225,7 @@ fn request_begun(app: &mut App, io: &mut Io, id: ConnId) {
 }
 
 /// Raw bytes of a chunked body beyond `--max-body-bytes` that its framing
-/// may take (API.md: past `--max-body-bytes` + 64 KiB of raw body, 413).
+/// may take (docs/api.md: past `--max-body-bytes` + 64 KiB of raw body, 413).
 const CHUNKED_FRAMING_ALLOWANCE: usize = 64 * 1024;
 
 /// Decodes a chunked body from the raw bytes after the head, resuming where
@@ -275,7 +275,7 @@ fn dispatch(app: &mut App, io: &mut Io, id: ConnId, head: &Head<'_, '_>, body: &
         keep_alive: head.keep_alive() && !app.draining,
         cors: None,
     };
-    // API.md: with --allow-origin, every request that carries an Origin
+    // docs/api.md: with --allow-origin, every request that carries an Origin
     // outside the list is refused (browsers send Origin on cross-site
     // requests and on every WebSocket handshake; a WebSocket has no
     // same-origin policy of its own, so this check is its only guard).
@@ -408,7 +408,7 @@ fn index(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, head: &Head<'_, '
     );
 }
 
-/// API.md: no list = any origin; a listed origin (case-insensitive); the
+/// docs/api.md: no list = any origin; a listed origin (case-insensitive); the
 /// server's own origin (`http://` + Host), so the demo page works.
 fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
     app.cfg.allow_origins.is_empty() || origin_is_own_or_listed(app, origin, host)
@@ -551,7 +551,7 @@ pub fn respond_shared(
     }
 }
 
-/// `{"error":"<sentence>"}` with `status` (API.md "Errors").
+/// `{"error":"<sentence>"}` with `status` (docs/api.md, "HTTP, errors and limits").
 pub fn respond_error(
     app: &mut App,
     io: &mut Io,
@@ -587,7 +587,7 @@ pub fn respond_error_and_close(
 pub const JSON: &str = "application/json";
 
 /// A query parameter that must be a non-negative whole number when present
-/// (ids, cursors, timeouts: API.md answers 400 for negative, fractional or
+/// (ids, cursors, timeouts: docs/api.md answers 400 for negative, fractional or
 /// non-numbers, and for malformed percent-encoding). `Err` means 400.
 pub fn decimal_param(query: &str, name: &str) -> Result<Option<u64>, ()> {
     match crate::wire::query::get(query, name) {

@@ -1,4 +1,4 @@
-//! Short polling and long polling over jobs (API.md section 1).
+//! Short polling and long polling over jobs (docs/api.md section 1).
 //!
 //! ```text
 //! short poll:  POST /submit ─► 202 {"jobId":"job:1"}
@@ -25,7 +25,7 @@ use crate::net::ConnId;
 use crate::wire::http1::Head;
 use crate::wire::query;
 
-/// `wait=S` is 1..=120 seconds (API.md section 1).
+/// `wait=S` is 1..=120 seconds (docs/api.md section 1).
 const MAX_WAIT_S: u64 = 120;
 
 /// `POST /submit[?duration_ms=N][&callback=URL]` → 202 and the job's id.
@@ -41,7 +41,7 @@ pub fn submit(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, head: &Head<
     let callback = match query::get(head.query, "callback") {
         Ok(None) => None,
         Ok(Some(text)) => {
-            // A callback is a webhook: the same rules (API.md section 4).
+            // A callback is a webhook: the same rules (docs/api.md section 4).
             if let Err((status, sentence)) = webhooks::may_register(app, head) {
                 return http::respond_error(app, io, id, ctx, status, sentence);
             }

@@ -1,4 +1,4 @@
-//! `GET /metrics` (API.md section 5): the counters of `/stats`, and a few
+//! `GET /metrics` (docs/api.md section 5): the counters of `/stats`, and a few
 //! more, in the Prometheus text exposition format 0.0.4 (`wire::prometheus`
 //! writes the format; this file decides what is in it).
 //!

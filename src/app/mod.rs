@@ -63,7 +63,7 @@ pub type Io = net::Io<App>;
 /// The demo page, served from the binary (no CDN, no build step).
 pub(crate) const DEMO_PAGE: &str = include_str!("demo.html");
 
-/// The browser client library (API.md section 3), an ES module read as it
+/// The browser client library (docs/api.md section 3), an ES module read as it
 /// is written: no build step, no minifier.
 pub(crate) const CLIENT_LIBRARY: &str = include_str!("pushwire.js");
 

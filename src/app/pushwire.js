@@ -1,4 +1,4 @@
-// pushwire.js: the browser client for pushwire channels (API.md section 3).
+// pushwire.js: the browser client for pushwire channels (docs/api.md section 3).
 //
 //   import { subscribe, publish } from '/pushwire.js';
 //   const sub = subscribe('news', {
@@ -56,7 +56,7 @@ async function tokenFrom(token) {
 }
 
 // A JWT's `exp` in milliseconds (read, not verified: that is the server's
-// job), so that a stream the server ends at `exp` (API.md section 8) is
+// job), so that a stream the server ends at `exp` (docs/api.md section 8) is
 // recognised as the token's end and not blamed on the transport.
 function expiryOf(token) {
   try {

@@ -1,4 +1,4 @@
-//! Several nodes as one service: channels shared through Redis (API.md
+//! Several nodes as one service: channels shared through Redis (docs/api.md
 //! section 7), spoken in RESP (`wire::resp`) on pushwire's own loop.
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! The paths of API.md and the methods each allows. A pure function of the
+//! The paths of docs/api.md and the methods each allows. A pure function of the
 //! path, so the whole table is testable without a socket.
 
 use std::borrow::Cow;
@@ -51,7 +51,7 @@ const DELETE: &[&str] = &["DELETE"];
 
 impl Route<'_> {
     /// The methods this path answers (besides OPTIONS, which every known
-    /// path answers). HEAD goes wherever GET does (API.md).
+    /// path answers). HEAD goes wherever GET does (docs/api.md).
     pub fn methods(&self) -> &'static [&'static str] {
         match self {
             Route::Submit => POST,
@@ -115,7 +115,7 @@ fn decoded(seg: &str) -> Result<Cow<'_, str>, RouteError> {
         .map_err(|_| RouteError::BadSegment("the path is not valid percent-encoding"))
 }
 
-/// API.md section 2: the name must match `[A-Za-z0-9_.-]{1,64}` after
+/// docs/api.md section 2: the name must match `[A-Za-z0-9_.-]{1,64}` after
 /// percent-decoding of the path segment.
 fn channel_name(seg: &str) -> Result<Cow<'_, str>, RouteError> {
     let name = percent_decode(seg, false)

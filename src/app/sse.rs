@@ -30,7 +30,7 @@ use crate::wire::{date, sse};
 const RETRY_MS: u64 = 3000;
 
 /// Writes the stream's head and turns the connection into a stream.
-/// Returns false for HEAD (API.md: head, then close) or a gone connection.
+/// Returns false for HEAD (docs/api.md: head, then close) or a gone connection.
 pub fn start(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, source: SseSource) -> bool {
     let headers = [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")];
     // The body has no length: it is delimited by the connection's close
@@ -68,7 +68,7 @@ pub fn start(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, source: SseSo
     }
     app.trace.sse(io.peer(id), &retry);
     // A stream stays open as long as the client wants it: no idle timeout
-    // (API.md section 3); heartbeats detect dead peers.
+    // (docs/api.md section 3); heartbeats detect dead peers.
     set_wait(io, id, Wait::None, None);
     io.set_deadline_in(id, Slot::Tick, Some(beat));
     true

@@ -1,4 +1,4 @@
-//! `GET /stats` (API.md section 5): counters kept as things happen (bytes
+//! `GET /stats` (docs/api.md section 5): counters kept as things happen (bytes
 //! and accepts by the loop, `net::NetStats`; the rest here).
 
 use super::conn::Kind;

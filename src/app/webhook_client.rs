@@ -42,7 +42,7 @@ use crate::wire::chunked::ChunkedDecoder;
 use crate::wire::http1::{self, ResponseBody, MAX_HEADERS};
 use crate::wire::{date, hmac, Status};
 
-/// How long one attempt may take, connect to last byte (API.md: 10 s).
+/// How long one attempt may take, connect to last byte (docs/api.md: 10 s).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A response head larger than this is a failed attempt.
@@ -129,7 +129,7 @@ fn start_attempt(app: &mut App, io: &mut Io, seq: u64) {
 }
 
 /// The answer to the lookup of a webhook's host: connect to the first
-/// address that is not this server's own (API.md section 4), or record the
+/// address that is not this server's own (docs/api.md section 4), or record the
 /// attempt as failed (a failed lookup is retried like a refused connect).
 pub fn resolved(
     app: &mut App,
@@ -206,7 +206,7 @@ fn connect_attempt(app: &mut App, io: &mut Io, seq: u64, addr: SocketAddr, deadl
     );
     let head_len = request.len();
     request.extend_from_slice(&d.body);
-    // Never this server itself (API.md section 4), but for its built-in
+    // Never this server itself (docs/api.md section 4), but for its built-in
     // receiver: a delivery there publishes nothing, so it cannot loop.
     if webhooks::is_own_address(io, addr) && !webhooks::is_receiver_path(&h.url.target) {
         let error = Err("the destination is this server itself".into());
@@ -416,7 +416,7 @@ fn finished(
         event: d.event,
         attempt,
         status: (status != 0).then_some(status),
-        // API.md: `error` is a sentence only when no answer came; an
+        // docs/api.md: `error` is a sentence only when no answer came; an
         // answer's status says what happened.
         error: if status != 0 { None } else { outcome.err() },
         at_ms: date::unix_millis_now(),
@@ -424,7 +424,7 @@ fn finished(
     };
     if is_final {
         app.webhooks.deliveries.remove(&seq);
-        // API.md: a job's callback is listed until its delivery succeeded
+        // docs/api.md: a job's callback is listed until its delivery succeeded
         // or finally failed; its attempts stay readable afterwards.
         let one_shot = app.webhooks.hooks.get(&hook).is_some_and(|h| h.one_shot);
         if one_shot {

@@ -1,4 +1,4 @@
-//! Webhooks on the loop (API.md section 4): the registration endpoints, the
+//! Webhooks on the loop (docs/api.md section 4): the registration endpoints, the
 //! built-in receiver, and which events go to which webhook. The deliveries
 //! themselves are sent by `webhook_client.rs`.
 
@@ -13,7 +13,7 @@ use crate::webhooks::{parse_events, parse_webhook_id, EventFilter, Received, REC
 use crate::wire::http1;
 use crate::wire::{date, hmac, json, query, url};
 
-/// May this request make the server call out? API.md section 4: a request
+/// May this request make the server call out? docs/api.md section 4: a request
 /// whose `Origin` is neither the server's own nor listed in
 /// `--allow-origin` may not register or delete a webhook (nor a job's
 /// callback), with or without a list: a web page open in a browser must
@@ -116,7 +116,7 @@ pub fn is_receiver_path(target: &str) -> bool {
     path == "/webhook-receiver"
 }
 
-/// Is `addr` this server's own listening socket? API.md section 4: a
+/// Is `addr` this server's own listening socket? docs/api.md section 4: a
 /// webhook must not name the server itself (a delivery that publishes
 /// would call the server again, and again). Own means its port, on a
 /// loopback address or the address it is bound to; bound to every address

@@ -251,7 +251,7 @@ pub fn upgrade(
             deflate,
         });
     }
-    // API.md: --idle-timeout-ms is for HTTP keep-alive only; an open
+    // docs/api.md: --idle-timeout-ms is for HTTP keep-alive only; an open
     // WebSocket is kept alive by pings instead.
     set_wait(io, id, Wait::None, None);
     io.set_deadline_in(id, Slot::Tick, Some(app.cfg.ws_ping));
@@ -390,7 +390,7 @@ fn message(
                 if may_publish {
                     channels::ws_publish(app, io, id, ch, t)
                 } else {
-                    // API.md section 8: a subscriber without the publish
+                    // docs/api.md section 8: a subscriber without the publish
                     // right that sends a text message is closed with 1008.
                     io.set_close_reason(id, CloseReason::Protocol);
                     let reason = "this token does not allow publishing";
@@ -400,7 +400,7 @@ fn message(
         },
         Message::Binary(b) => match role {
             WsRole::Echo => send(app, io, id, opcode::BINARY, b),
-            // API.md: chat and channels carry text only (section 7.4.1:
+            // docs/api.md: chat and channels carry text only (section 7.4.1:
             // 1003, "a type of data it cannot accept"). Not a protocol
             // failure: a normal close, so the peer's close is awaited
             // (section 7.1.2).
@@ -488,7 +488,7 @@ pub fn send_shared(app: &mut App, io: &mut Io, id: ConnId, frame: &Arc<[u8]>) ->
 }
 
 /// Every `--ws-ping-ms`: ping, or close 1001 if the last ping is still
-/// unanswered (API.md section 3).
+/// unanswered (docs/api.md section 3).
 pub fn ping_tick(app: &mut App, io: &mut Io, id: ConnId) {
     let Some(Kind::Ws(ws)) = io.state_mut(id).map(|s| &mut s.kind) else {
         return;
@@ -509,7 +509,7 @@ pub fn ping_tick(app: &mut App, io: &mut Io, id: ConnId) {
 }
 
 /// A slow subscriber is cut: a close 1008 if the kernel still takes it,
-/// then the connection ends (API.md section 3, "Slow consumers").
+/// then the connection ends (docs/api.md section 3, "Slow consumers").
 pub fn cut_slow(app: &mut App, io: &mut Io, id: ConnId) {
     app.trace.event(
         io.peer(id),

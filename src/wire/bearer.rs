@@ -17,7 +17,7 @@
 //!
 //! The header is the normal way; the query parameter exists for clients
 //! that cannot set headers: a browser's `EventSource` and `WebSocket`. The
-//! header wins when both are present (API.md section 8).
+//! header wins when both are present (docs/api.md section 8).
 //!
 //! A token in the query string ends up wherever request targets are
 //! written down, which is why RFC 6750 section 5.3 discourages it and why
@@ -97,7 +97,7 @@ pub fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, query::DecodeErr
     query::get(query, QUERY_PARAMETER)
 }
 
-/// The token a request presents, by API.md section 8's rule.
+/// The token a request presents, by docs/api.md section 8's rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential<'a> {
     /// No bearer token: answer 401 with [`CHALLENGE`].

@@ -95,7 +95,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// The `X-Pushwire-Signature` value: `sha1=<hex HMAC-SHA1 of the body>`,
-/// keyed with the secret's hex text as bytes (API.md section 4).
+/// keyed with the secret's hex text as bytes (docs/api.md section 4).
 pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha1={}", hex(&hmac_sha1(secret.as_bytes(), body)))
 }

@@ -76,7 +76,7 @@ impl HeadError {
 /// limits are not exceeded yet, so read more.
 ///
 /// `max` bounds the request line (else 414) and, separately, the header
-/// section (else 431), as API.md says.
+/// section (else 431), as docs/api.md says.
 pub fn parse_head<'h, 'b>(
     buf: &'b [u8],
     headers: &'h mut [httparse::Header<'b>; MAX_HEADERS],
@@ -969,7 +969,7 @@ mod tests {
     #[test]
     fn every_status_we_send_has_its_reason_phrase() {
         // RFC 9110 section 15: 401 is "Unauthorized" (access control,
-        // API.md section 8), not a status of unknown meaning.
+        // docs/api.md section 8), not a status of unknown meaning.
         for status in [
             101, 200, 201, 202, 204, 400, 401, 403, 404, 405, 408, 413, 414, 426, 431, 500, 501,
             503, 505,

@@ -1,6 +1,6 @@
 //! Access tokens: JSON Web Tokens (RFC 7519) in the JWS compact
 //! serialization (RFC 7515 section 7.1), signed with HMAC-SHA256 (`HS256`,
-//! RFC 7518 section 3.2). What a token grants is API.md section 8.
+//! RFC 7518 section 3.2). What a token grants is docs/api.md section 8.
 //!
 //! A token is three base64url parts joined by dots. This one is signed with
 //! the tests' secret, `0123456789abcdef0123456789abcdef`:
@@ -26,7 +26,7 @@
 //! ```text
 //! {"sub":"alice",                        who the client is (RFC 7519 section 4.1.2)
 //!  "exp":1735689600, "nbf":1735603200,   valid from nbf, up to but not at exp (4.1.4, 4.1.5)
-//!  "pushwire":{"subscribe":["news","chat.*"],    channel patterns (API.md section 8):
+//!  "pushwire":{"subscribe":["news","chat.*"],    channel patterns (docs/api.md section 8):
 //!              "publish":["chat.*"],             a name, a prefix ending in "*", or "*"
 //!              "admin":false}}                   /webhooks, /stats, /metrics
 //! ```
@@ -71,7 +71,7 @@
 //! 6. only now are the claims read: a JSON object with unique names
 //!    (RFC 7519 sections 4 and 7.2), the known claims of the right types;
 //! 7. `nbf <= now < exp` (RFC 7519 sections 4.1.4 and 4.1.5), with no
-//!    leeway (API.md section 8).
+//!    leeway (docs/api.md section 8).
 //!
 //! Because step 3 accepts one encoding per byte string only, and step 5
 //! covers every byte of the first two parts, changing any byte of a valid
@@ -117,7 +117,7 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Why a token was refused: one variant per rule. Every one is a 401
-/// (API.md section 8).
+/// (docs/api.md section 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
     /// Longer than [`MAX_TOKEN_BYTES`].
@@ -139,7 +139,7 @@ pub enum TokenError {
     BadSignature,
     /// The claims are not a JSON object with unique names, a known claim
     /// has the wrong type, or a pattern is not a pattern (RFC 7519 section
-    /// 7.2, API.md section 8).
+    /// 7.2, docs/api.md section 8).
     BadClaims,
     /// Now is at or after `exp` (RFC 7519 section 4.1.4).
     Expired,
@@ -284,7 +284,7 @@ pub fn sign(claims_json: &str, secret: &[u8]) -> String {
     token
 }
 
-/// The claims JSON for `pushwire token` (API.md section 8):
+/// The claims JSON for `pushwire token` (docs/api.md section 8):
 ///
 /// ```text
 /// {"sub":"alice","exp":1735689600,"pushwire":{"subscribe":["news"],"publish":[],"admin":false}}
@@ -320,8 +320,8 @@ pub fn claims_json(
     out
 }
 
-/// Is `pattern` a channel pattern (API.md section 8)? A channel name
-/// (`[A-Za-z0-9_.-]{1,64}`, API.md section 2), such a name's prefix
+/// Is `pattern` a channel pattern (docs/api.md section 8)? A channel name
+/// (`[A-Za-z0-9_.-]{1,64}`, docs/api.md section 2), such a name's prefix
 /// followed by `*`, or `*` alone. A `*` anywhere but at the end is not a
 /// pattern: channel names cannot hold one.
 pub fn is_valid_pattern(pattern: &str) -> bool {

@@ -47,7 +47,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// The `Content-Type` of an answer in this format, exactly as API.md
+/// The `Content-Type` of an answer in this format, exactly as docs/api.md
 /// section 5 and the spec's "Basic info" write it. Prometheus falls back
 /// to the newest text format when `version` is missing, so it is spelled
 /// out; the format is UTF-8 by definition, so no `charset` is needed.

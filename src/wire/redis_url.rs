@@ -3,7 +3,7 @@
 //! The `redis` URI scheme is registered (provisionally) with IANA
 //! (iana.org/assignments/uri-schemes/prov/redis); its syntax is RFC 3986's
 //! generic one, with the database number as the path. pushwire takes this
-//! part of it (API.md section 7):
+//! part of it (docs/api.md section 7):
 //!
 //! ```text
 //!   redis:// alice : s%40cret @ cache.example : 6380 / 2

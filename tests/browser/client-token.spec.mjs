@@ -1,6 +1,6 @@
 // (5) of issue 16: a subscription whose token expires every 2 seconds
 // survives several expiries with nothing lost, on every transport
-// (API.md section 8: a stream ends at its token's `exp`; the client asks
+// (docs/api.md section 8: a stream ends at its token's `exp`; the client asks
 // for a new token at every connect).
 //
 //   node client-token.spec.mjs path/to/pushwire
@@ -30,7 +30,7 @@ if (!real && process.env.TOKENS === 'real') {
   process.exit(1);
 }
 
-// `pushwire token ...` (API.md section 8) prints one token.
+// `pushwire token ...` (docs/api.md section 8) prints one token.
 function serverToken(args) {
   return new Promise((resolve, reject) => {
     const p = spawn(bin, ['token', ...args], { env: { ...process.env, PUSHWIRE_TOKEN_SECRET: SECRET } });

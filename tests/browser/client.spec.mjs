@@ -1,4 +1,4 @@
-// The browser client library (src/app/pushwire.js, API.md section 3) in a
+// The browser client library (src/app/pushwire.js, docs/api.md section 3) in a
 // headless Chromium, with the fault-injecting proxy of proxy.mjs between the
 // page and pushwire. Every check compares exact sequences: the ids handed
 // to onmessage, the gaps handed to ongap, the states handed to

@@ -263,7 +263,7 @@ try {
     const d = await page.$eval('#wh-deliveries', (e) => ({ ...e.dataset }));
     const want = 'sha1=' + createHmac('sha1', d.secret).update(d.body).digest('hex');
     assert(d.signature === want, `the page shows ${d.signature}, HMAC-SHA1 gives ${want}`);
-    // The one-shot callback of a job (API.md section 1).
+    // The one-shot callback of a job (docs/api.md section 1).
     await page.click('#wh-run-callback');
     await wait(() => document.querySelector('#hook').dataset.state === 'waiting', null, 5000).catch(() => {});
     await wait(() => ['delivered', 'unsupported', 'error'].includes(document.querySelector('#hook').dataset.state), null, 25_000);

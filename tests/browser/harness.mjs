@@ -15,7 +15,7 @@ export const LIB_PATH = process.env.PUSHWIRE_JS || join(root, 'src', 'app', 'pus
 
 // Where the pages get /pushwire.js. While the server does not serve it, the
 // proxy answers GET /pushwire.js from src/app/pushwire.js. Once the server
-// does (API.md section 3), its copy is used and must be byte for byte the
+// does (docs/api.md section 3), its copy is used and must be byte for byte the
 // file on disk; set this to true then, so that a server that stops serving
 // it fails the stage instead of being papered over.
 export const LIB_FROM_SERVER = true;

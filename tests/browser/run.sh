@@ -68,7 +68,7 @@ if [ "$status" != 0 ]; then
 fi
 kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server=""
 
-# pushwire.js (API.md section 3) under faults; the token spec runs against
+# pushwire.js (docs/api.md section 3) under faults; the token spec runs against
 # the server's own tokens once its --help lists --token-secret, and until
 # then plays section 8 at its proxy (TOKENS=real insists on the server).
 timeout 90 node "$here/client.spec.mjs" "$bin" || status=1

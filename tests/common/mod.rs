@@ -1,6 +1,6 @@
 //! The harness every integration suite shares: start the real `pushwire`
 //! binary on port 0, learn its address from the first stdout line (the
-//! contract of API.md "Running it"), talk to it over plain `std::net`
+//! contract of docs/api.md "Running it"), talk to it over plain `std::net`
 //! sockets, and kill it when the test ends.
 #![allow(dead_code)]
 

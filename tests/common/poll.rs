@@ -1,4 +1,4 @@
-//! The long-poll answer of `GET /channels/{ch}/poll` (API.md), checked and
+//! The long-poll answer of `GET /channels/{ch}/poll` (docs/api.md), checked and
 //! taken apart with the suites' own JSON parser.
 
 use super::json::{assert_json_type, json, num};

@@ -20,27 +20,15 @@ cd "$(dirname "$0")/.."
 
 BIN=${1:-target/release/pushwire}
 WAIT_SECONDS=30
-PASS=0
-FAIL=0
 WORK=$(mktemp -d /tmp/pushwire-prometheus.XXXXXX)
 SERVER_PID=
 PROM_PID=
 
-cleanup() {
-    [ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ] || [ "$FAIL" -gt 0 ]; then
-        echo "work directory kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
+STAGE=prometheus
+# shellcheck source=tests/lib.sh
+. tests/lib.sh
+cleanup() { finish "$PROM_PID" "$SERVER_PID"; }
 trap cleanup EXIT
-
-ok()   { PASS=$((PASS + 1)); echo "ok   $1"; }
-fail() { FAIL=$((FAIL + 1)); echo "FAIL $1"; [ $# -gt 1 ] && printf '     %s\n' "$2"; }
-die()  { echo "prometheus: setup failed: $1" >&2; FAIL=$((FAIL + 1)); echo "prometheus: $PASS passed, $FAIL failed"; exit 1; }
 
 # A free TCP port on 127.0.0.1 (the kernel picks it; there is a small race
 # until Prometheus binds it, which its start-up check below would show).
@@ -53,9 +41,7 @@ free_port() {
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     echo "installing prometheus..."
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q prometheus >"$WORK/apt.log" 2>&1 ||
-        { apt-get update -q >>"$WORK/apt.log" 2>&1 && apt-get install -y -q prometheus >>"$WORK/apt.log" 2>&1; } ||
-        die "apt-get install prometheus failed (see $WORK/apt.log)"
+    apt_need prometheus
 fi
 echo "using $(promtool --version 2>&1 | head -n 1)"
 

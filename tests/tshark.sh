@@ -18,27 +18,15 @@
 set -u
 cd "$(dirname "$0")/.."
 
-PASS=0
-FAIL=0
 WORK=$(mktemp -d /tmp/pushwire-tshark.XXXXXX)
 SERVER_PID=
 TSHARK_PID=
 
-cleanup() {
-    [ -n "$TSHARK_PID" ] && kill "$TSHARK_PID" 2>/dev/null
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ] || [ "$FAIL" -gt 0 ]; then
-        echo "work directory kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
+STAGE=tshark
+# shellcheck source=tests/lib.sh
+. tests/lib.sh
+cleanup() { finish "$TSHARK_PID" "$SERVER_PID"; }
 trap cleanup EXIT
-
-ok()   { PASS=$((PASS + 1)); echo "ok   $1"; }
-fail() { FAIL=$((FAIL + 1)); echo "FAIL $1"; [ $# -gt 1 ] && printf '     %s\n' "$2"; }
-die()  { echo "tshark: setup failed: $1" >&2; FAIL=$((FAIL + 1)); echo "tshark: $PASS passed, $FAIL failed"; exit 1; }
 
 # ---- 1. tshark ---------------------------------------------------------------
 if ! command -v tshark >/dev/null 2>&1; then
@@ -47,9 +35,7 @@ if ! command -v tshark >/dev/null 2>&1; then
     # Without this preseed, wireshark-common asks whether non-root users
     # may capture, and the install waits for an answer.
     echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections 2>/dev/null
-    apt-get install -y -q tshark >"$WORK/apt.log" 2>&1 ||
-        { apt-get update -q >>"$WORK/apt.log" 2>&1 && apt-get install -y -q tshark >>"$WORK/apt.log" 2>&1; } ||
-        die "apt-get install tshark failed (see $WORK/apt.log)"
+    apt_need tshark
 fi
 TSHARK_VERSION=$(tshark --version 2>/dev/null | head -n 1)
 echo "using $TSHARK_VERSION"

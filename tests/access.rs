@@ -576,3 +576,40 @@ fn without_a_secret_everything_stays_open() {
     assert_eq!(server.get("/stats").status, 200);
     let _ = JsonValue::Null;
 }
+
+/// A keep-alive connection verifies its token once and keeps it (a poller
+/// sends the same token with every request); what it keeps must never
+/// stand in for other bytes, and its time still runs.
+#[test]
+fn a_kept_token_is_checked_again_for_other_bytes_and_for_its_time() {
+    let server = start();
+    let exp = now() + 2;
+    let short = token(&["kept"], &[], false, 2);
+    let mut s = server.connect();
+    let ask = |s: &mut TcpStream, token: &str| -> u16 {
+        let req = format!(
+            "GET /channels/kept/poll?timeout=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        );
+        std::io::Write::write_all(s, req.as_bytes()).unwrap();
+        common::read_response(s, false).expect("an answer").status
+    };
+    assert_eq!(ask(&mut s, &short), 200);
+    assert_eq!(
+        ask(&mut s, &short),
+        200,
+        "the same token again, on the same connection"
+    );
+    // One byte of the signature changed: refused, although the connection
+    // verified a token with all the other bytes.
+    let mut forged = short.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(ask(&mut s, &forged), 401);
+    assert_eq!(ask(&mut s, &short), 200);
+    // Past its exp, the kept token is refused like any other.
+    while now() < exp {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ask(&mut s, &short), 401);
+}

@@ -129,6 +129,15 @@ pub struct HttpState {
     pub continue_sent: bool,
     /// The request being run again was held once for a backplane sync.
     pub synced_once: bool,
+    /// The last token verified on this connection and its claims: a
+    /// keep-alive client sends the same token with every request, and the
+    /// same bytes need no second HMAC (`access::check`).
+    pub verified: Option<Box<VerifiedToken>>,
+}
+
+pub struct VerifiedToken {
+    pub token: String,
+    pub claims: crate::wire::jwt::Claims,
 }
 
 pub struct ChunkedBody {

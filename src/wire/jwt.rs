@@ -217,6 +217,22 @@ impl Claims {
     pub fn expires_at_unix(&self) -> Option<u64> {
         self.exp
     }
+
+    /// Is the token valid at `now_unix`? RFC 7519 section 4.1.4: "the
+    /// current date/time MUST be before the expiration date/time"; section
+    /// 4.1.5: "the current date/time MUST be after or equal to the
+    /// not-before date/time". Both dates are rounded up to whole seconds,
+    /// which makes these whole-second tests exact. (Also for claims verified
+    /// earlier and kept: a kept token's time still runs.)
+    pub fn check_time(&self, now_unix: u64) -> Result<(), TokenError> {
+        if self.exp.is_some_and(|exp| now_unix >= exp) {
+            return Err(TokenError::Expired);
+        }
+        if self.nbf.is_some_and(|nbf| now_unix < nbf) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(())
+    }
 }
 
 /// Verifies `token` against `secret` at `now_unix` (whole seconds since
@@ -258,16 +274,8 @@ pub fn verify(token: &str, secret: &[u8], now_unix: u64) -> Result<Claims, Token
     // 6. Only a token we signed gets its claims read.
     let claims = read_claims(&claims)?;
 
-    // 7. RFC 7519 section 4.1.4: "the current date/time MUST be before the
-    //    expiration date/time"; section 4.1.5: "the current date/time MUST
-    //    be after or equal to the not-before date/time". Both dates are
-    //    already rounded up, which makes these whole-second tests exact.
-    if claims.exp.is_some_and(|exp| now_unix >= exp) {
-        return Err(TokenError::Expired);
-    }
-    if claims.nbf.is_some_and(|nbf| now_unix < nbf) {
-        return Err(TokenError::NotYetValid);
-    }
+    // 7. The time window (RFC 7519 sections 4.1.4 and 4.1.5).
+    claims.check_time(now_unix)?;
     Ok(claims)
 }
 

@@ -95,28 +95,12 @@ pub fn check(
     // client cannot set headers (EventSource, WebSocket); the header wins.
     let token = match bearer::credential(head.header("authorization"), Some(head.query)) {
         bearer::Credential::Absent => {
-            refuse(
-                app,
-                io,
-                id,
-                ctx,
-                401,
-                bearer::CHALLENGE,
-                "this needs an access token",
-            );
+            refuse(app, io, id, ctx, Refusal::NoToken);
             return None;
         }
         bearer::Credential::Malformed => {
             let sentence = "the access token is not well-formed";
-            refuse(
-                app,
-                io,
-                id,
-                ctx,
-                401,
-                bearer::CHALLENGE_INVALID_TOKEN,
-                sentence,
-            );
+            refuse(app, io, id, ctx, Refusal::InvalidToken(sentence));
             return None;
         }
         bearer::Credential::Token(t) => t,
@@ -151,22 +135,13 @@ pub fn check(
         Err(e) => {
             app.trace
                 .event(io.peer(id), format_args!("token refused: {}", e.sentence()));
-            refuse(
-                app,
-                io,
-                id,
-                ctx,
-                401,
-                bearer::CHALLENGE_INVALID_TOKEN,
-                e.sentence(),
-            );
+            refuse(app, io, id, ctx, Refusal::InvalidToken(e.sentence()));
             return None;
         }
     };
     if !allowed {
         let sentence = format!("this token does not allow you to {what}");
-        let challenge = bearer::CHALLENGE_INSUFFICIENT_SCOPE;
-        refuse(app, io, id, ctx, 403, challenge, &sentence);
+        refuse(app, io, id, ctx, Refusal::InsufficientScope(&sentence));
         return None;
     }
     Some(grant)
@@ -192,15 +167,24 @@ fn decide(claims: &jwt::Claims, need: Need<'_>) -> (bool, &'static str, Grant) {
     (allowed, what, grant)
 }
 
-fn refuse(
-    app: &mut App,
-    io: &mut Io,
-    id: ConnId,
-    ctx: Ctx<'_>,
-    status: u16,
-    challenge: &str,
-    sentence: &str,
-) {
+/// Why a request is refused (RFC 6750 section 3.1).
+enum Refusal<'a> {
+    /// No token at all: 401, the bare challenge.
+    NoToken,
+    /// A token that is malformed, badly signed, of a refused `alg` or
+    /// outside `nbf`..`exp`: 401, `error="invalid_token"`.
+    InvalidToken(&'a str),
+    /// A valid token that does not cover the request: 403,
+    /// `error="insufficient_scope"`.
+    InsufficientScope(&'a str),
+}
+
+fn refuse(app: &mut App, io: &mut Io, id: ConnId, ctx: Ctx<'_>, why: Refusal<'_>) {
+    let (status, challenge, sentence) = match why {
+        Refusal::NoToken => (401, bearer::CHALLENGE, "this needs an access token"),
+        Refusal::InvalidToken(s) => (401, bearer::CHALLENGE_INVALID_TOKEN, s),
+        Refusal::InsufficientScope(s) => (403, bearer::CHALLENGE_INSUFFICIENT_SCOPE, s),
+    };
     let body = http::error_body(sentence);
     http::respond_full(
         app,
